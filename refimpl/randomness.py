@@ -1,0 +1,148 @@
+"""§3 Randomness: the PRG, key setup, pseudo-random secret sharing and zero-sharing.
+
+Every random value of the protocol is a deterministic function of a 32-byte key, a
+per-key counter and a label, so that two implementations holding the same keys draw the
+same values in the same order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+
+from refimpl.ring import Ring, Share, element_count
+from refimpl.transport import COMPUTING_PARTIES, PartyContext
+
+DOMAIN = b"MP-BADNET/v1"
+KEY_BYTES = 32
+
+
+def prg_bytes(key: bytes, counter: int, label: str, length: int) -> bytes:
+    """§3.1 PRG: SHAKE128(DOMAIN || key || LE64(counter) || label), first ``length`` bytes."""
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"PRG keys are {KEY_BYTES} bytes, got {len(key)}")
+    xof = hashlib.shake_128(DOMAIN + key + counter.to_bytes(8, "little") + label.encode("ascii"))
+    return xof.digest(length)
+
+
+def sample_width(ring: Ring) -> int:
+    """§3.2 Sampling ring elements: PRG bytes consumed per element."""
+    if ring.modulus == 2:
+        return 1
+    if ring.is_power_of_two:
+        return ring.bits // 8
+    return 8
+
+
+def bytes_to_elements(ring: Ring, data: bytes, count: int) -> list[int]:
+    """§3.2 Sampling ring elements: little-endian words, reduced into ``ring``.
+
+    Z_2^l takes l/8 bytes per element; Z_p takes 8 bytes reduced mod p (statistical
+    distance below 2^-57 from uniform); Z_2 takes the low bit of one byte.
+    """
+    width = sample_width(ring)
+    return [
+        int.from_bytes(data[index * width : (index + 1) * width], "little") % ring.modulus
+        for index in range(count)
+    ]
+
+
+@dataclass
+class KeyStream:
+    """§3.1 PRG: a key and the counter of its next draw."""
+
+    key: bytes
+    counter: int = 0
+
+    def draw_bytes(self, label: str, length: int) -> bytes:
+        data = prg_bytes(self.key, self.counter, label, length)
+        self.counter += 1
+        return data
+
+
+def draw_elements(stream: KeyStream, ring: Ring, label: str, count: int) -> list[int]:
+    """§3.2 Sampling ring elements: one draw of ``count`` elements from ``stream``."""
+    return bytes_to_elements(ring, stream.draw_bytes(label, count * sample_width(ring)), count)
+
+
+@dataclass
+class PartyRandomness:
+    """§3.3 Key setup: a party's private stream and the streams of its component keys.
+
+    P_i holds kappa_i (shared with P_{i-1}) and kappa_{i+1} (shared with P_{i+1}).
+    """
+
+    own: KeyStream
+    components: dict[int, KeyStream] = field(default_factory=dict)
+
+
+def party_key(party: int, seed: bytes | None) -> bytes:
+    """§3.3 Key setup: a party's private key: from the OS, or pinned by a test seed."""
+    if seed is None:
+        return os.urandom(KEY_BYTES)
+    material = DOMAIN + b"/test-party-key" + party.to_bytes(1, "little") + seed
+    return hashlib.shake_128(material).digest(KEY_BYTES)
+
+
+def setup_keys(ctx: PartyContext, seed: bytes | None) -> None:
+    """§3.3 Key setup: P_i draws kappa_{i+1} from its private stream and sends it to P_{i+1}.
+
+    Parties other than P0..P2 (data holders, the secondary server) keep only their
+    private stream.
+    """
+    own = KeyStream(party_key(ctx.party, seed))
+    randomness = PartyRandomness(own)
+    ctx.randomness = randomness
+    if not ctx.is_computing_party:
+        return
+    following = (ctx.party + 1) % COMPUTING_PARTIES
+    preceding = (ctx.party - 1) % COMPUTING_PARTIES
+    next_key = own.draw_bytes("component-key", KEY_BYTES)
+    ctx.send(following, "key-setup", next_key)
+    this_key = ctx.recv(preceding, "key-setup", KEY_BYTES)
+    randomness.components[ctx.party] = KeyStream(this_key)
+    randomness.components[following] = KeyStream(next_key)
+
+
+def party_randomness(ctx: PartyContext) -> PartyRandomness:
+    """The randomness state that §3.3 key setup stored in ``ctx``."""
+    randomness = ctx.randomness
+    if not isinstance(randomness, PartyRandomness):
+        raise RuntimeError(f"P{ctx.party} has no keys: run setup_keys first")
+    return randomness
+
+
+def private_elements(ctx: PartyContext, ring: Ring, label: str, count: int) -> list[int]:
+    """§3.4 Private randomness: ``count`` elements from the party's own stream."""
+    return draw_elements(party_randomness(ctx).own, ring, label, count)
+
+
+def component_elements(
+    ctx: PartyContext, component: int, ring: Ring, label: str, count: int
+) -> list[int]:
+    """§3.5 PRSS: ``count`` elements from kappa_component (held by two parties)."""
+    streams = party_randomness(ctx).components
+    if component not in streams:
+        raise RuntimeError(f"P{ctx.party} does not hold kappa_{component}")
+    return draw_elements(streams[component], ring, label, count)
+
+
+def prss_share(ctx: PartyContext, ring: Ring, shape: tuple[int, ...]) -> Share:
+    """§3.5 PRSS: a replicated sharing of a uniformly random value, without communication.
+
+    r_i = PRG(kappa_i); P_i holds (r_i, r_{i+1}).
+    """
+    count = element_count(shape)
+    following = (ctx.party + 1) % COMPUTING_PARTIES
+    first = component_elements(ctx, ctx.party, ring, "prss", count)
+    second = component_elements(ctx, following, ring, "prss", count)
+    return Share(ring, shape, first, second)
+
+
+def zero_share(ctx: PartyContext, ring: Ring, count: int) -> list[int]:
+    """§3.6 Zero-sharing: alpha_i = PRG(kappa_i) - PRG(kappa_{i+1}); the alphas sum to 0."""
+    following = (ctx.party + 1) % COMPUTING_PARTIES
+    this = component_elements(ctx, ctx.party, ring, "zero", count)
+    after = component_elements(ctx, following, ring, "zero", count)
+    return [(a - b) % ring.modulus for a, b in zip(this, after, strict=True)]
