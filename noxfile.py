@@ -27,7 +27,7 @@ def install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
 
 
-@nox.session(python=False if os.environ.get("MPBADNET_NOX_NO_VENV") else None)
+@nox.session
 def tests(session: nox.Session) -> None:
     """The test suite: unit tests and the conformance properties in quick mode."""
     install(session)

@@ -133,7 +133,7 @@ def encode_fixed(profile: Profile, values: Sequence[float]) -> list[int]:
 
 
 def decode_fixed(profile: Profile, values: Sequence[int]) -> list[float]:
-    """§2.3 Fixed-point decoding: signed(v) / 2^f."""
+    """§2.3 Fixed-point encoding: decoding is signed(v) / 2^f."""
     scale = float(1 << profile.fractional_bits)
     return [value / scale for value in to_signed(profile.ring, values)]
 
@@ -143,7 +143,7 @@ class ShapeError(ValueError):
 
 
 def element_count(shape: tuple[int, ...]) -> int:
-    """§2.5 Shares: the number of elements of a row-major tensor of ``shape``."""
+    """§2.1 Rings: the number of elements of a row-major tensor of ``shape``."""
     count = 1
     for dimension in shape:
         if dimension < 0:
