@@ -14,12 +14,12 @@ class ShareConsistencyError(ValueError):
 
 
 def following(party: int) -> int:
-    """§2.5 Party indexing: P_{i+1}."""
+    """§2.5 Party indexing and replicated shares: P_{i+1}."""
     return (party + 1) % COMPUTING_PARTIES
 
 
 def preceding(party: int) -> int:
-    """§2.5 Party indexing: P_{i-1}."""
+    """§2.5 Party indexing and replicated shares: P_{i-1}."""
     return (party - 1) % COMPUTING_PARTIES
 
 
