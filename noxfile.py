@@ -40,7 +40,9 @@ def conformance(session: nox.Session) -> None:
     install(session)
     mode = "thorough" if "thorough" in session.posargs else "quick"
     rest = [arg for arg in session.posargs if arg != "thorough"]
-    session.run("pytest", "-q", "conformance/tests", *rest, env={**environment(), "MPBADNET_CONFORMANCE": mode})
+    session.run(
+        "pytest", "-q", "conformance/tests", *rest, env={**environment(), "MPBADNET_CONFORMANCE": mode}
+    )
 
 
 @nox.session
@@ -75,4 +77,10 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Micro-benchmarks: a readable table, and JSON with `-- --json PATH`."""
     install(session)
-    session.run("python", "-m", "conformance.bench", *session.posargs, env={**environment(), "OPENBLAS_NUM_THREADS": "1"})
+    session.run(
+        "python",
+        "-m",
+        "conformance.bench",
+        *session.posargs,
+        env={**environment(), "OPENBLAS_NUM_THREADS": "1"},
+    )

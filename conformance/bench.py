@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-
 import fast.arithmetic
 import fast.randomness
 import fast.sharing
@@ -119,7 +118,17 @@ def measure(impl: str, profile_name: str, case: Case, repetitions: int) -> Bench
     last_start = max(samples[-1][2] for samples in per_party)
     rounds = result.rounds - last_start
     return Benchmark(
-        case.name, impl, profile_name, list(case.reported_shape), seconds, 0.0, sent, rounds, [0, 0, 0], 0, repetitions
+        case.name,
+        impl,
+        profile_name,
+        list(case.reported_shape),
+        seconds,
+        0.0,
+        sent,
+        rounds,
+        [0, 0, 0],
+        0,
+        repetitions,
     )
 
 
@@ -136,7 +145,10 @@ def run_all(quick: bool, repetitions: int) -> list[Benchmark]:
 
 def table(results: list[Benchmark]) -> str:
     """A readable table of the results."""
-    header = f"{'name':<9} {'impl':<8} {'profile':<7} {'shape':<14} {'online ms':>10} {'rounds':>6}  bytes sent per party"
+    header = (
+        f"{'name':<9} {'impl':<8} {'profile':<7} {'shape':<14} {'online ms':>10} {'rounds':>6}"
+        "  bytes sent per party"
+    )
     lines = [header, "-" * len(header)]
     for row in results:
         shape = "x".join(str(d) for d in row.shape)

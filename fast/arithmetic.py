@@ -13,7 +13,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fast.randomness import component_elements, zero_share
-from fast.ring import Array, Share, dtype_of, ring_add, ring_mul, ring_neg, ring_sub, to_signed, wraps_natively
+from fast.ring import (
+    Array,
+    Share,
+    dtype_of,
+    ring_add,
+    ring_mul,
+    ring_neg,
+    ring_sub,
+    to_signed,
+    wraps_natively,
+)
 from fast.transport import recv_elements, send_elements
 from refimpl.arithmetic import A_HOLDER
 from refimpl.ring import Ring, ShapeError, element_count
@@ -75,15 +85,20 @@ def limb_layout(bits: int, inner: int) -> tuple[int, int]:
 
 
 def signed_limbs(values: Array, bits: int, limbs: int, width: int) -> list[NDArray[np.float64]]:
-    """Split values mod 2^bits into signed limbs L_j in [-2^(width-1), 2^(width-1)), sum L_j 2^(width j)."""
-    remaining = values.astype(np.uint64)
+    """Split values mod 2^bits into signed limbs L_j in [-2^(w_j-1), 2^(w_j-1)) with sum L_j 2^(width j).
+
+    Adding the offset sum_j 2^(w_j - 1) 2^(width j) makes every limb an unsigned field
+    u_j = L_j + 2^(w_j - 1), so each limb is one shift, one mask and one subtraction.
+    """
+    widths = [width] * (limbs - 1) + [bits - width * (limbs - 1)]
+    offset = sum(1 << (limb_bits - 1 + width * index) for index, limb_bits in enumerate(widths))
+    shifted = values.astype(np.uint64) + np.uint64(offset % (1 << 64))
     result = []
-    for index in range(limbs):
-        limb_bits = width if index < limbs - 1 else bits - width * (limbs - 1)
-        low = (remaining & np.uint64((1 << limb_bits) - 1)).astype(np.int64)
-        low -= (low >= (1 << (limb_bits - 1))).astype(np.int64) << limb_bits
-        result.append(low.astype(np.float64))
-        remaining = (remaining - low.astype(np.uint64)) >> np.uint64(limb_bits)
+    for index, limb_bits in enumerate(widths):
+        field = (shifted >> np.uint64(width * index)) & np.uint64((1 << limb_bits) - 1)
+        limb = field.view(np.int64).astype(np.float64)
+        limb -= float(1 << (limb_bits - 1))
+        result.append(limb)
     return result
 
 

@@ -46,7 +46,9 @@ def demo_inputs(rows: int, inner: int, columns: int, seed: int) -> tuple[Matrix,
     return left, other, right
 
 
-def demo_program(profile: Profile, inputs: tuple[Matrix, Matrix, Matrix]) -> Callable[[PartyContext], DemoOutcome | None]:
+def demo_program(
+    profile: Profile, inputs: tuple[Matrix, Matrix, Matrix]
+) -> Callable[[PartyContext], DemoOutcome | None]:
     """The SPMD program: the data holder deals; P0..P2 multiply and reveal."""
     ring = profile.ring
     shapes = [tuple(array.shape) for array in inputs]
@@ -66,7 +68,11 @@ def demo_program(profile: Profile, inputs: tuple[Matrix, Matrix, Matrix]) -> Cal
         opened = [decode_fixed(profile, sharing.reveal(ctx, share)) for share in (elementwise, product)]
         seconds = time.perf_counter() - start
         return DemoOutcome(
-            opened[0], opened[1], seconds, ctx.stats.bytes_sent - sent_before, ctx.stats.rounds - rounds_before
+            opened[0],
+            opened[1],
+            seconds,
+            ctx.stats.bytes_sent - sent_before,
+            ctx.stats.rounds - rounds_before,
         )
 
     return program
@@ -82,13 +88,30 @@ def run_demo(profile_name: str, rows: int, inner: int, columns: int, seed: int |
     outcomes = [outcome for outcome in result.outputs if outcome is not None]
     left, other, right = inputs
     checks = [
-        ("X * X' (elementwise)", outcomes[0].elementwise, left * other, 1, float(np.max(np.abs(left)) + np.max(np.abs(other)))),
-        ("X @ Y (matrix product)", outcomes[0].product, left @ right, inner, float(np.max(np.abs(left)) + np.max(np.abs(right)))),
+        (
+            "X * X' (elementwise)",
+            outcomes[0].elementwise,
+            left * other,
+            1,
+            float(np.max(np.abs(left)) + np.max(np.abs(other))),
+        ),
+        (
+            "X @ Y (matrix product)",
+            outcomes[0].product,
+            left @ right,
+            inner,
+            float(np.max(np.abs(left)) + np.max(np.abs(right))),
+        ),
     ]
-    print(f"MP-BADNet secure arithmetic demo, profile {profile.name} "
-          f"(l = {profile.ring_bits}, f = {profile.fractional_bits}); keys: "
-          f"{'from the OS' if seed is None else f'pinned by seed {seed}'}")
-    print(f"a data holder shared X ({rows}x{inner}), X' ({rows}x{inner}) and Y ({inner}x{columns}) with P0, P1, P2")
+    print(
+        f"MP-BADNet secure arithmetic demo, profile {profile.name} "
+        f"(l = {profile.ring_bits}, f = {profile.fractional_bits}); keys: "
+        f"{'from the OS' if seed is None else f'pinned by seed {seed}'}"
+    )
+    print(
+        f"a data holder shared X ({rows}x{inner}), X' ({rows}x{inner}) and Y ({inner}x{columns})"
+        " with P0, P1, P2"
+    )
     plausible = True
     for name, secure, exact, terms, magnitude in checks:
         bound = product_error_bound(profile, terms, magnitude)
@@ -97,13 +120,19 @@ def run_demo(profile_name: str, rows: int, inner: int, columns: int, seed: int |
         expected = expected_truncation_failures(profile, exact)
         plausible &= failures <= expected + 6.0 * expected**0.5 + 1.0
         print(f"{name}: revealed {np.round(secure.ravel()[:3], 4)}, float64 {np.round(exact.ravel()[:3], 4)}")
-        print(f"  max |error| within the bound: {float(np.max(np.where(error > bound, 0.0, error))):.3g} "
-              f"(bound {bound:.3g}); truncation failures: {failures} of {error.size} "
-              f"(expected {expected:.3g} at |z| / 2^l per element, spec 5.3)")
-    print(f"cost of the secure part: {max(o.seconds for o in outcomes) * 1e3:.1f} ms, rounds "
-          f"{max(o.rounds for o in outcomes)}, bytes sent per party {[o.bytes_sent for o in outcomes]}")
-    print(f"the data holder uploaded {result.stats[DATA_HOLDER].bytes_sent} bytes; "
-          "no computing party saw X, X' or Y in the clear")
+        print(
+            f"  max |error| within the bound: {float(np.max(np.where(error > bound, 0.0, error))):.3g} "
+            f"(bound {bound:.3g}); truncation failures: {failures} of {error.size} "
+            f"(expected {expected:.3g} at |z| / 2^l per element, spec 5.3)"
+        )
+    print(
+        f"cost of the secure part: {max(o.seconds for o in outcomes) * 1e3:.1f} ms, rounds "
+        f"{max(o.rounds for o in outcomes)}, bytes sent per party {[o.bytes_sent for o in outcomes]}"
+    )
+    print(
+        f"the data holder uploaded {result.stats[DATA_HOLDER].bytes_sent} bytes; "
+        "no computing party saw X, X' or Y in the clear"
+    )
     agree = all(np.array_equal(o.product, outcomes[0].product) for o in outcomes)
     return 0 if agree and plausible else 1
 
@@ -122,13 +151,17 @@ def expected_truncation_failures(profile: Profile, exact: Matrix) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mpbadnet`` console script."""
-    parser = argparse.ArgumentParser(prog="mpbadnet", description="MP-BADNet: privacy-preserving backdoor detection")
+    parser = argparse.ArgumentParser(
+        prog="mpbadnet", description="MP-BADNet: privacy-preserving backdoor detection"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="a short demonstration of secure arithmetic and its cost")
     demo.add_argument("--profile", choices=sorted(PROFILES), default="wide")
     demo.add_argument("--rows", type=int, default=128)
     demo.add_argument("--inner", type=int, default=784)
     demo.add_argument("--columns", type=int, default=128)
-    demo.add_argument("--seed", type=int, default=None, help="pin inputs and keys (default: keys from the OS)")
+    demo.add_argument(
+        "--seed", type=int, default=None, help="pin inputs and keys (default: keys from the OS)"
+    )
     arguments = parser.parse_args(argv)
     return run_demo(arguments.profile, arguments.rows, arguments.inner, arguments.columns, arguments.seed)

@@ -158,7 +158,9 @@ def check_elements(ring: Ring, values: Array, shape: tuple[int, ...]) -> None:
         raise ValueError(f"values of dtype {values.dtype} are not elements of {ring.name}")
     if not wraps_natively(ring) and values.size and int(values.max()) >= ring.modulus:
         index = int(np.argmax(values.reshape(-1) >= ring.modulus))
-        raise ValueError(f"value {int(values.reshape(-1)[index])} at index {index} is not an element of {ring.name}")
+        raise ValueError(
+            f"value {int(values.reshape(-1)[index])} at index {index} is not an element of {ring.name}"
+        )
 
 
 @dataclass(frozen=True)

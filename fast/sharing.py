@@ -120,7 +120,10 @@ def receive_revealed(ctx: PartyContext, ring: Ring, shape: tuple[int, ...]) -> A
     """§4.4 Reveal to one party: an outside receiver adds x_0, x_1, x_2 sent by P0, P1, P2."""
     shape = tuple(shape)
     count = element_count(shape)
-    parts = [recv_elements(ctx, party, "reveal-to", ring, count).reshape(shape) for party in range(COMPUTING_PARTIES)]
+    parts = [
+        recv_elements(ctx, party, "reveal-to", ring, count).reshape(shape)
+        for party in range(COMPUTING_PARTIES)
+    ]
     return _sum_components(ring, *parts)
 
 

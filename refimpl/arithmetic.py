@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from refimpl.randomness import component_elements, zero_share
-from refimpl.ring import Ring, Share, ShapeError, element_count, to_signed
+from refimpl.ring import Ring, ShapeError, Share, element_count, to_signed
 from refimpl.sharing import following, preceding
 from refimpl.transport import PartyContext, recv_elements, send_elements
 
@@ -92,7 +92,12 @@ def _check_bits(ring: Ring, bits: int) -> None:
 
 
 def finish_truncation(
-    ctx: PartyContext, ring: Ring, masked: Sequence[int] | None, mask: Sequence[int] | None, shape: tuple[int, ...], bits: int
+    ctx: PartyContext,
+    ring: Ring,
+    masked: Sequence[int] | None,
+    mask: Sequence[int] | None,
+    shape: tuple[int, ...],
+    bits: int,
 ) -> Share:
     """§5.3 Truncation, steps 3-4: shift A and B locally; P0 reshares A' with gamma from kappa_0.
 

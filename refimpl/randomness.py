@@ -118,9 +118,7 @@ def private_elements(ctx: PartyContext, ring: Ring, label: str, count: int) -> l
     return draw_elements(party_randomness(ctx).own, ring, label, count)
 
 
-def component_elements(
-    ctx: PartyContext, component: int, ring: Ring, label: str, count: int
-) -> list[int]:
+def component_elements(ctx: PartyContext, component: int, ring: Ring, label: str, count: int) -> list[int]:
     """§3.5 PRSS: ``count`` elements from kappa_component (held by two parties)."""
     streams = party_randomness(ctx).components
     if component not in streams:

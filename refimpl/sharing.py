@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from refimpl.randomness import component_elements, private_elements
-from refimpl.ring import Ring, Share, ShapeError, check_elements, element_count
+from refimpl.ring import Ring, ShapeError, Share, check_elements, element_count
 from refimpl.transport import COMPUTING_PARTIES, PartyContext, recv_elements, send_elements
 
 
@@ -61,7 +61,9 @@ def deal_input(ctx: PartyContext, ring: Ring, values: Sequence[int], shape: tupl
     count = element_count(shape)
     component_0 = private_elements(ctx, ring, "deal", count)
     component_1 = private_elements(ctx, ring, "deal", count)
-    component_2 = [(v - a - b) % ring.modulus for v, a, b in zip(values, component_0, component_1, strict=True)]
+    component_2 = [
+        (v - a - b) % ring.modulus for v, a, b in zip(values, component_0, component_1, strict=True)
+    ]
     components = [component_0, component_1, component_2]
     for party in range(COMPUTING_PARTIES):
         pair = components[party] + components[following(party)]

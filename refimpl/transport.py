@@ -145,9 +145,7 @@ class PartyContext:
                         f"P{self.party} timed out waiting for P{frm} at step {step!r}"
                     ) from None
         if envelope.step != step:
-            raise WireFormatError(
-                f"P{self.party} expected step {step!r} from P{frm}, got {envelope.step!r}"
-            )
+            raise WireFormatError(f"P{self.party} expected step {step!r} from P{frm}, got {envelope.step!r}")
         if len(envelope.payload) != length:
             raise WireFormatError(
                 f"P{self.party} expected {length} bytes from P{frm} at step {step!r}, "
@@ -168,9 +166,7 @@ class PartyContext:
 
     def _check_not_aborted(self, step: str) -> None:
         if self.network.aborted.is_set():
-            raise ProtocolAbort(
-                f"P{self.party} aborted at step {step!r}: {self.network.abort_reason}"
-            )
+            raise ProtocolAbort(f"P{self.party} aborted at step {step!r}: {self.network.abort_reason}")
 
 
 def encoded_length(ring: Ring, count: int) -> int:
@@ -263,7 +259,7 @@ def run_parties(
         try:
             setup_keys(contexts[party], seed)
             outputs[party] = program(contexts[party])
-        except BaseException as error:  # noqa: BLE001 - re-raised in the caller
+        except BaseException as error:
             errors[party] = error
             network.abort(f"P{party} failed: {error}")
 
