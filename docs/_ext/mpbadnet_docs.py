@@ -23,6 +23,7 @@ What this extension does (configured in ``docs/conf.py``):
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import re
 import sys
@@ -247,6 +248,7 @@ class ImplementedByRole(SphinxRole):
         name = self.text.strip().removesuffix("()")
         packages: list[str] = list(self.config.mpbadnet_implementations)
         result: list[nodes.Node] = []
+        self._depend_on(name)
         try:
             modname, qualname, obj = resolve(name)
         except Unresolved as error:
@@ -265,6 +267,21 @@ class ImplementedByRole(SphinxRole):
             for package in packages[1:]:
                 result.extend(self._twin(name, obj, package))
         return result, []
+
+    def _depend_on(self, name: str) -> None:
+        """Re-read this spec page when the modules it names change (incremental builds)."""
+        for package in self.config.mpbadnet_implementations:
+            modname = package + "." + name.split(".")[1] if "." in name else package
+            module = sys.modules.get(modname)
+            path = getattr(module, "__file__", None)
+            if path is None:
+                try:
+                    spec = importlib.util.find_spec(modname)
+                except (ImportError, ValueError):
+                    spec = None
+                path = spec.origin if spec is not None else None
+            if path:
+                self.env.note_dependency(path)
 
     def _twin(self, name: str, obj: Any, package: str) -> list[nodes.Node]:
         twin = package + "." + name.split(".", 1)[1]
@@ -396,9 +413,19 @@ def link_docstring_anchor(
     rest = raw_title[len(raw_title.rstrip()) :] + lines[0][match.end() :]
     lines[0] = f":ref:`{shown} <{label}>`{rest}"
     env = app.env
-    uses: dict[str, list[tuple[str, str, str, str]]] = getattr(env, ENV_ANCHORS, {})
+    uses: dict[str, list[tuple[str, str, str, str, str]]] = getattr(env, ENV_ANCHORS, {})
     setattr(env, ENV_ANCHORS, uses)
-    uses.setdefault(current_docname(env), []).append((label, number, title, name))
+    uses.setdefault(current_docname(env), []).append((label, number, title, name, _docstring_location(obj)))
+
+
+def _docstring_location(obj: Any) -> str:
+    """``path:line`` of the definition of ``obj`` (empty when Python cannot tell)."""
+    try:
+        path = inspect.getsourcefile(obj)
+        line = inspect.getsourcelines(obj)[1]
+    except (OSError, TypeError):
+        return ""
+    return f"{path}:{line}" if path else ""
 
 
 def escape_absolute_values(lines: list[str]) -> None:
@@ -452,7 +479,7 @@ def check_anchor_titles(app: Sphinx, env: BuildEnvironment) -> None:
     standard = getattr(domains, "standard_domain", None) or env.get_domain("std")
     labels: dict[str, tuple[str, str, str]] = standard.labels  # type: ignore[attr-defined]
     for docname, found in sorted(getattr(env, ENV_ANCHORS, {}).items()):
-        for label, number, title, objname in found:
+        for label, number, title, objname, where in found:
             if label not in labels:
                 continue  # the :ref: itself reports the undefined label
             heading = labels[label][2]
@@ -465,7 +492,7 @@ def check_anchor_titles(app: Sphinx, env: BuildEnvironment) -> None:
                     title,
                     label,
                     heading,
-                    location=docname,
+                    location=where or docname,
                     type="mpbadnet",
                     subtype="anchor",
                 )
