@@ -498,6 +498,28 @@ def check_anchor_titles(app: Sphinx, env: BuildEnvironment) -> None:
                 )
 
 
+def keep_public_methods(app: Sphinx, what: str, name: str, obj: Any, skip: bool, options: Any) -> bool | None:
+    """Show the public methods and properties of refimpl and fast classes even without docstring.
+
+    ``RunResult.rounds`` or ``PartyContext.ring`` are part of the interface both
+    implementations share, docstring or not.
+    """
+    if not skip or what not in {"class", "exception"} or name.startswith("_"):
+        return None
+    target = obj.fget if isinstance(obj, property) else obj
+    if not inspect.isfunction(target):
+        return None
+    module = str(getattr(target, "__module__", "") or "")
+    owner = target.__qualname__.rsplit(".", 1)[0]
+    if (
+        module.split(".")[0] in app.config.mpbadnet_implementations
+        and "." not in owner
+        and owner != "<locals>"
+    ):
+        return False
+    return None
+
+
 # -- re-exports -------------------------------------------------------------------------------
 
 
@@ -608,5 +630,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-purge-doc", purge_recorded)
     app.connect("env-merge-info", merge_recorded)
     app.connect("env-check-consistency", check_anchor_titles)
+    app.connect("autodoc-skip-member", keep_public_methods)
     app.add_directive("reexports", ReexportsDirective)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
