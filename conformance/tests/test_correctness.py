@@ -1,0 +1,159 @@
+"""Correctness against plaintext, for every operation, implementation and profile.
+
+Exact operations (input sharing, reveals, linear operations in Z_2^l, Z_p and Z_2, mul
+and matmul, zero-sharing) must reconstruct to the plaintext model
+:func:`conformance.operations.plain_result` exactly; every output sharing must be a
+consistent replicated sharing (P_i's second component is P_{i+1}'s first).
+
+Truncation (truncate, mul_truncate, matmul_truncate) must satisfy |y - z / 2^d| < 1 for
+every element, y the signed reconstructed output and z the exact signed input (or product)
+— decoded, an error below 2^-f per truncation. The spec (§5.3) allows a failure with
+probability |z| / 2^l per element; the strategies keep the sum of |z| / 2^l over an
+example's elements at most 2^-20 (:data:`conformance.strategies.FAILURE_BUDGET_BITS`), so
+across the 200 examples of a quick run the chance of a legitimate failure is below 2^-12.
+Large |z| are covered by ``test_truncation_rate.py``.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.harness import implementation, selected_names
+from conformance.operations import (
+    COMPUTING_PARTIES,
+    Case,
+    Outcome,
+    is_consistent,
+    plain_result,
+    run_case,
+    truncation_target,
+)
+from conformance.strategies import PROFILE_NAMES, cases, seeds
+from refimpl.ring import element_count, get_profile, to_signed
+from refimpl.transport import decode_elements
+
+EXACT_SHARE_OPERATIONS = [
+    "share_input",
+    "deal_input",
+    "add",
+    "sub",
+    "neg",
+    "add_public",
+    "mul_public",
+    "mul",
+    "matmul",
+]
+TRUNCATIONS = ["truncate", "mul_truncate", "matmul_truncate"]
+REVEALS = ["reveal", "reveal_to", "reveal_checked"]
+
+
+def _output_count(case: Case) -> int:
+    if case.operation in ("matmul", "matmul_truncate"):
+        assert case.y_shape is not None
+        return case.shape[0] * case.y_shape[1]
+    return element_count(case.shape)
+
+
+def _check_shares(case: Case, outcome: Outcome) -> list[int]:
+    assert outcome.shares is not None
+    assert len(outcome.shares) == COMPUTING_PARTIES
+    count = _output_count(case)
+    for first, second in outcome.shares:
+        assert len(first) == count and len(second) == count
+        assert all(0 <= value < case.ring_object.modulus for value in first + second)
+    assert is_consistent(outcome.shares), f"inconsistent replicated output: {outcome.shares}"
+    assert outcome.output is not None
+    return outcome.output
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+@pytest.mark.parametrize("impl_name", selected_names())
+@pytest.mark.parametrize("operation", EXACT_SHARE_OPERATIONS)
+@given(data=st.data())
+def test_exact_operation(operation: str, impl_name: str, profile: str, data: st.DataObject) -> None:
+    """Sharing and linear/multiplicative operations reconstruct exactly to the plaintext model."""
+    case = data.draw(cases(operation, profile), label="case")
+    seed = data.draw(seeds(), label="seed")
+    outcome = run_case(implementation(impl_name), case, seed)
+    assert _check_shares(case, outcome) == plain_result(case)
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+@pytest.mark.parametrize("impl_name", selected_names())
+@pytest.mark.parametrize("operation", REVEALS)
+@given(data=st.data())
+def test_reveal(operation: str, impl_name: str, profile: str, data: st.DataObject) -> None:
+    """reveal / reveal_checked return x to every party; reveal_to only to the receiver."""
+    case = data.draw(cases(operation, profile), label="case")
+    seed = data.draw(seeds(), label="seed")
+    outcome = run_case(implementation(impl_name), case, seed)
+    expected = plain_result(case)
+    assert outcome.party_outputs is not None
+    if operation == "reveal_to":
+        for party, value in enumerate(outcome.party_outputs):
+            assert value == (expected if party == case.receiver else None), f"P{party}"
+    else:
+        assert outcome.party_outputs == [expected] * COMPUTING_PARTIES
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+@pytest.mark.parametrize("impl_name", selected_names())
+@pytest.mark.parametrize("operation", TRUNCATIONS)
+@given(data=st.data())
+def test_truncation_error_below_one_unit(operation: str, impl_name: str, profile: str, data: st.DataObject) -> None:
+    """|signed(y) - z / 2^d| < 1 for every element (failure budget 2^-20 per example)."""
+    case = data.draw(cases(operation, profile), label="case")
+    seed = data.draw(seeds(), label="seed")
+    outcome = run_case(implementation(impl_name), case, seed)
+    ring = case.ring_object
+    result = to_signed(ring, _check_shares(case, outcome))
+    for index, (value, target) in enumerate(zip(result, truncation_target(case), strict=True)):
+        assert abs(value - target) < 1, f"element {index}: {value} vs exact {target}"
+    if operation != "truncate":
+        scale = Fraction(1, 1 << get_profile(profile).fractional_bits)
+        for value, target in zip(result, truncation_target(case), strict=True):
+            assert abs(value * scale - target * scale) < scale
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+@pytest.mark.parametrize("impl_name", selected_names())
+@given(data=st.data())
+def test_prss_share(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """prss_share is a consistent replicated sharing of some ring element per position."""
+    case = data.draw(cases("prss_share", profile), label="case")
+    seed = data.draw(seeds(), label="seed")
+    outcome = run_case(implementation(impl_name), case, seed)
+    output = _check_shares(case, outcome)
+    assert all(0 <= value < case.ring_object.modulus for value in output)
+    assert outcome.bytes_sent == [32, 32, 32], "PRSS must not communicate beyond key setup"
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+@pytest.mark.parametrize("impl_name", selected_names())
+@given(data=st.data())
+def test_zero_share(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """The three alphas of zero_share are ring elements and sum to 0, without communication."""
+    case = data.draw(cases("zero_share", profile), label="case")
+    seed = data.draw(seeds(), label="seed")
+    outcome = run_case(implementation(impl_name), case, seed)
+    assert outcome.party_outputs is not None
+    for alpha in outcome.party_outputs:
+        assert alpha is not None and len(alpha) == case.count
+        assert all(0 <= value < case.ring_object.modulus for value in alpha)
+    assert outcome.output == plain_result(case)
+    assert outcome.bytes_sent == [32, 32, 32]
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+@pytest.mark.parametrize("impl_name", selected_names())
+@given(data=st.data())
+def test_wire_round_trip(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """A well-formed message decodes, through recv_elements, to the elements that were encoded."""
+    case = data.draw(cases("recv_elements", profile), label="case")
+    outcome = run_case(implementation(impl_name), case, b"wire")
+    assert case.payload is not None
+    assert outcome.output == decode_elements(case.ring_object, case.payload, case.count)
