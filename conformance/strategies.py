@@ -114,8 +114,17 @@ def keys() -> st.SearchStrategy[bytes]:
 
 
 def safe_bound(profile: Profile) -> float:
-    """The magnitude below which every real encodes in the profile: 2^(l - 1 - f)."""
-    return 2.0 ** (profile.ring_bits - 1 - profile.fractional_bits)
+    """The largest float x with round(x * 2^f) < 2^(l - 1), so that x and -x both encode.
+
+    Just below 2^(l - 1 - f): reals within half a unit of 2^(l - 1 - f) round up to
+    2^(l - 1), which is outside the ring's signed range.
+    """
+    scale = 1 << profile.fractional_bits
+    limit = 1 << (profile.ring_bits - 1)
+    bound = ((1 << (profile.ring_bits - 1)) - 1) / scale
+    while round(bound * scale) >= limit:
+        bound = math.nextafter(bound, 0.0)
+    return bound
 
 
 @cache
@@ -127,7 +136,7 @@ def fixed_point_values(profile: Profile, max_magnitude: float | None = None) -> 
     """
     scale = 1 << profile.fractional_bits
     if max_magnitude is None:
-        max_magnitude = safe_bound(profile) - 1.0 / scale
+        max_magnitude = safe_bound(profile)
     units = math.floor(max_magnitude * scale)
     dyadic = st.integers(-units, units).map(lambda k: k / scale)
     arbitrary = st.floats(-max_magnitude, max_magnitude, allow_nan=False, allow_infinity=False)
