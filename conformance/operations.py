@@ -284,8 +284,14 @@ def party_count(case: Case) -> int:
     return COMPUTING_PARTIES + 1 if OPERATIONS[case.operation].four_parties(case) else COMPUTING_PARTIES
 
 
-def run_case(impl: Implementation, case: Case, seed: bytes, *, timeout_seconds: float = 30.0) -> Outcome:
-    """Run ``case`` on ``impl`` with pinned ``seed``; errors of the implementation propagate."""
+def run_case(
+    impl: Implementation, case: Case, seed: bytes, *, timeout_seconds: float = 30.0, barrier_first: bool = False
+) -> Outcome:
+    """Run ``case`` on ``impl`` with pinned ``seed``; errors of the implementation propagate.
+
+    ``barrier_first`` synchronises the parties after key setup (uncounted), so that a case
+    in which every party raises at once does not leave a party waiting for a key.
+    """
     operation = OPERATIONS[case.operation]
     profile = get_profile(case.profile)
     if operation.program is None:
@@ -296,6 +302,8 @@ def run_case(impl: Implementation, case: Case, seed: bytes, *, timeout_seconds: 
     program = operation.program
 
     def party_program(ctx: PartyContext) -> PartyResult:
+        if barrier_first:
+            ctx.barrier()
         return program(impl, case, ctx)
 
     result = impl.run(

@@ -1,0 +1,352 @@
+"""Errors: every implementation rejects bad inputs and bad messages with the named exception.
+
+* out-of-range or non-finite fixed-point values: ``FixedPointRangeError``;
+* mismatched shapes or rings, constants of the wrong length, values that do not fill the
+  shape: ``ShapeError``;
+* a message of the wrong length or with the wrong step label, an out-of-range Z_p element,
+  non-zero Z_2 padding: ``WireFormatError``;
+* inconsistent replicated shares given to reveal_checked: ``ShareConsistencyError``;
+* a peer that raises: the others abort and ``run_parties`` re-raises the original error
+  at once (well before the receive timeout);
+* an unknown profile or ring parameter: ``ProfileError``;
+* a truncation by 0 or >= l bits, or in a ring that is not Z_2^l: ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.harness import Implementation, implementation, selected_names
+from conformance.operations import Case, replicate, run_case
+from conformance.strategies import (
+    PROFILE_NAMES,
+    element_lists,
+    fixed_point_values,
+    get_ring,
+    ring_names,
+    shapes,
+    share_triples,
+)
+from refimpl.ring import (
+    BINARY,
+    FixedPointRangeError,
+    ProfileError,
+    ShapeError,
+    element_count,
+    get_profile,
+    prime_field,
+)
+from refimpl.sharing import ShareConsistencyError
+from refimpl.transport import PartyContext, WireFormatError, encoded_length
+
+IMPLEMENTATIONS = pytest.mark.parametrize("impl_name", selected_names())
+PROFILES = pytest.mark.parametrize("profile", PROFILE_NAMES)
+
+
+def _run(impl: Implementation, program: Any, profile: str, parties: int = 3, timeout: float = 30.0) -> Any:
+    """Run ``program`` after an (uncounted) barrier, so that parties raising at once wait for no key."""
+
+    def synchronised(ctx: PartyContext) -> Any:
+        ctx.barrier()
+        return program(ctx)
+
+    return impl.run(synchronised, profile=profile, seed=b"errors", parties=parties, timeout_seconds=timeout)
+
+
+def _case(impl: Implementation, case: Case) -> None:
+    run_case(impl, case, b"errors", barrier_first=True)
+
+
+def _out_of_range(profile: str) -> st.SearchStrategy[float]:
+    """Reals that cannot be encoded: |x| at or beyond 2^(l-1-f) (rounding included), or non-finite."""
+    chosen = get_profile(profile)
+    bound = 2.0 ** (chosen.ring_bits - 1 - chosen.fractional_bits)
+    below = -(bound + 2.0 ** -chosen.fractional_bits)
+    return st.one_of(
+        st.floats(min_value=bound, allow_nan=False),
+        st.floats(max_value=below, allow_nan=False),
+        st.sampled_from([math.nan, math.inf, -math.inf, bound, 2.0 * bound, -2.0 * bound]),
+    )
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
+def test_fixed_point_out_of_range(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """encode_fixed raises FixedPointRangeError when any value is non-finite or out of range."""
+    impl = implementation(impl_name)
+    good = data.draw(st.lists(fixed_point_values(get_profile(profile)), max_size=4), label="good")
+    bad = data.draw(_out_of_range(profile), label="bad")
+    position = data.draw(st.integers(0, len(good)), label="position")
+    reals = [*good[:position], bad, *good[position:]]
+    with pytest.raises(FixedPointRangeError):
+        impl.ring.encode_fixed(get_profile(profile), impl.floats(reals))
+
+
+def _two_shapes() -> st.SearchStrategy[tuple[tuple[int, ...], tuple[int, ...]]]:
+    return st.tuples(shapes(), shapes()).filter(lambda pair: pair[0] != pair[1])
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
+def test_shape_mismatch(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """add, sub, mul and local_products reject operands of different shapes with ShapeError."""
+    impl = implementation(impl_name)
+    ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
+    x_shape, y_shape = data.draw(_two_shapes(), label="shapes")
+    x = replicate(data.draw(share_triples(ring, element_count(x_shape)), label="x"))
+    y = replicate(data.draw(share_triples(ring, element_count(y_shape)), label="y"))
+    left, right = impl.make_share(ring, x_shape, *x[0]), impl.make_share(ring, y_shape, *y[0])
+    for function in (impl.sharing.add, impl.sharing.sub, impl.arithmetic.local_products):
+        with pytest.raises(ShapeError):
+            function(left, right)
+    with pytest.raises(ShapeError):
+        _case(impl, Case("mul", profile, ring.name, x_shape, x=x, y=y, y_shape=y_shape))
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
+def test_ring_mismatch(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """Operands in different rings are rejected with ShapeError (linear ops and products)."""
+    impl = implementation(impl_name)
+    chosen = get_profile(profile)
+    rings = data.draw(st.permutations([chosen.ring, prime_field(chosen.prime), BINARY]), label="rings")
+    shape = data.draw(shapes(), label="shape")
+    count = element_count(shape)
+    x = replicate(data.draw(share_triples(rings[0], count), label="x"))[0]
+    y = replicate(data.draw(share_triples(rings[1], count), label="y"))[0]
+    left, right = impl.make_share(rings[0], shape, *x), impl.make_share(rings[1], shape, *y)
+    for function in (impl.sharing.add, impl.sharing.sub, impl.arithmetic.local_products):
+        with pytest.raises(ShapeError):
+            function(left, right)
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
+def test_matrix_shape_mismatch(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """matmul and matmul_truncate reject non-matrices and mismatched inner dimensions."""
+    impl = implementation(impl_name)
+    ring = get_profile(profile).ring
+    x_shape, y_shape = data.draw(
+        st.tuples(shapes(), shapes()).filter(
+            lambda pair: len(pair[0]) != 2 or len(pair[1]) != 2 or pair[0][1] != pair[1][0]
+        ),
+        label="shapes",
+    )
+    x = replicate(data.draw(share_triples(ring, element_count(x_shape)), label="x"))
+    y = replicate(data.draw(share_triples(ring, element_count(y_shape)), label="y"))
+    for operation in ("matmul", "matmul_truncate"):
+        case = Case(operation, profile, ring.name, x_shape, x=x, y=y, y_shape=y_shape, bits=1)
+        with pytest.raises(ShapeError):
+            _case(impl, case)
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
+def test_public_constant_of_wrong_length(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """add_public and mul_public reject a per-element constant that does not fit the shape."""
+    impl = implementation(impl_name)
+    ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
+    shape = data.draw(shapes(), label="shape")
+    count = element_count(shape)
+    length = data.draw(st.integers(0, 8).filter(lambda length: length != count), label="length")
+    x = replicate(data.draw(share_triples(ring, count), label="x"))
+    constant = data.draw(element_lists(ring, length), label="constant")
+
+    def add_public(ctx: PartyContext) -> None:
+        share = impl.make_share(ring, shape, *x[ctx.party])
+        impl.sharing.add_public(ctx, share, impl.plain(ring, constant, (length,)))
+
+    with pytest.raises(ShapeError):
+        _run(impl, add_public, profile)
+    with pytest.raises(ShapeError):
+        impl.sharing.mul_public(impl.make_share(ring, shape, *x[0]), impl.plain(ring, constant, (length,)))
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
+def test_values_do_not_fill_shape(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """check_elements (the input pre-condition) rejects values that do not fill the shape: ShapeError."""
+    impl = implementation(impl_name)
+    ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
+    shape = data.draw(shapes(), label="shape")
+    length = data.draw(st.integers(0, 8).filter(lambda length: length != element_count(shape)), label="length")
+    values = data.draw(element_lists(ring, length), label="values")
+    with pytest.raises(ShapeError):
+        impl.ring.check_elements(ring, impl.plain(ring, values, (length,)), shape)
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@pytest.mark.parametrize(("shape", "length"), [((2,), 3), ((2, 2), 3), ((), 0), ((0,), 1)])
+def test_inputs_do_not_fill_shape(impl_name: str, profile: str, shape: tuple[int, ...], length: int) -> None:
+    """share_input (owner P0) and deal_input (holder P3) abort the run with ShapeError."""
+    impl = implementation(impl_name)
+    ring = get_profile(profile).ring
+    values = list(range(length))
+
+    def share(ctx: PartyContext) -> None:
+        plain = impl.plain(ring, values, (length,)) if ctx.party == 0 else None
+        impl.sharing.share_input(ctx, ring, 0, plain, shape)
+
+    def deal(ctx: PartyContext) -> None:
+        if ctx.party == 3:
+            impl.sharing.deal_input(ctx, ring, impl.plain(ring, values, (length,)), shape)
+        else:
+            impl.sharing.receive_input(ctx, ring, 3, shape)
+
+    with pytest.raises(ShapeError):
+        _run(impl, share, profile)
+    with pytest.raises(ShapeError):
+        _run(impl, deal, profile, parties=4)
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
+def test_wrong_message_length(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """recv_elements raises WireFormatError on a payload of the wrong length (sent with ctx.send)."""
+    impl = implementation(impl_name)
+    ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
+    count = data.draw(st.integers(0, 12), label="count")
+    expected = encoded_length(ring, count)
+    payload = data.draw(
+        st.binary(max_size=expected + 9).filter(lambda payload: len(payload) != expected), label="payload"
+    )
+    with pytest.raises(WireFormatError):
+        _case(impl, Case("recv_elements", profile, ring.name, (count,), count=count, payload=payload))
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
+def test_wrong_step_label(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """A message with another step label than the receiver expects raises WireFormatError."""
+    impl = implementation(impl_name)
+    ring = get_profile(profile).ring
+    sent, expected = data.draw(
+        st.tuples(st.sampled_from(["input", "reveal", "reshare", "x"]), st.sampled_from(["reveal", "trunc-open"])).filter(
+            lambda pair: pair[0] != pair[1]
+        ),
+        label="labels",
+    )
+    values = data.draw(element_lists(ring, 2), label="values")
+
+    def program(ctx: PartyContext) -> None:
+        if ctx.party == 0:
+            impl.transport.send_elements(ctx, 1, sent, ring, impl.plain(ring, values, (2,)))
+        elif ctx.party == 1:
+            impl.transport.recv_elements(ctx, 0, expected, ring, 2)
+
+    with pytest.raises(WireFormatError):
+        _run(impl, program, profile)
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
+def test_decode_rejects_bad_elements(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """decode_elements rejects Z_p bytes >= p and non-zero padding bits of a packed Z_2 message."""
+    impl = implementation(impl_name)
+    field = prime_field(get_profile(profile).prime)
+    count = data.draw(st.integers(1, 12), label="count")
+    values = data.draw(element_lists(field, count), label="values")
+    index = data.draw(st.integers(0, count - 1), label="index")
+    values_bytes = bytearray(bytes(values))
+    values_bytes[index] = data.draw(st.integers(field.modulus, 255), label="bad byte")
+    with pytest.raises(WireFormatError):
+        impl.transport.decode_elements(field, bytes(values_bytes), count)
+    bits = data.draw(st.integers(1, 23).filter(lambda bits: bits % 8 != 0), label="bits")
+    packed = bytearray(data.draw(st.binary(min_size=(bits + 7) // 8, max_size=(bits + 7) // 8), label="packed"))
+    padding = data.draw(st.integers(bits % 8, 7), label="padding bit")
+    packed[-1] |= 1 << padding
+    with pytest.raises(WireFormatError):
+        impl.transport.decode_elements(BINARY, bytes(packed), bits)
+
+
+class PeerFailure(RuntimeError):
+    """The error a deliberately failing party raises."""
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@pytest.mark.parametrize("failing", [0, 1, 2])
+def test_peer_failure_aborts_the_others(impl_name: str, profile: str, failing: int) -> None:
+    """A party that raises aborts the waiting parties; run_parties re-raises its error at once."""
+    impl = implementation(impl_name)
+    ring = get_profile(profile).ring
+
+    def program(ctx: PartyContext) -> None:
+        if ctx.party == failing:
+            raise PeerFailure(f"P{ctx.party} fails on purpose")
+        x = impl.make_share(ring, (1,), [1], [2])
+        impl.sharing.reveal(ctx, x)
+
+    start = time.monotonic()
+    with pytest.raises(PeerFailure):
+        _run(impl, program, profile, timeout=30.0)
+    assert time.monotonic() - start < 5.0, "the others waited for the timeout instead of aborting"
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
+def test_inconsistent_shares_rejected(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """reveal_checked raises ShareConsistencyError when one party's component was tampered with."""
+    impl = implementation(impl_name)
+    ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
+    shape = data.draw(shapes(min_dims=1).filter(lambda shape: element_count(shape) > 0), label="shape")
+    count = element_count(shape)
+    x = replicate(data.draw(share_triples(ring, count), label="x"))
+    party = data.draw(st.integers(0, 2), label="party")
+    component = data.draw(st.integers(0, 1), label="component")
+    index = data.draw(st.integers(0, count - 1), label="index")
+    delta = data.draw(st.integers(1, ring.modulus - 1), label="delta")
+    tampered = [list(part) for part in x[party]]
+    tampered[component][index] = (tampered[component][index] + delta) % ring.modulus
+    x[party] = (tampered[0], tampered[1])
+    with pytest.raises(ShareConsistencyError):
+        _case(impl, Case("reveal_checked", profile, ring.name, shape, x=x))
+
+
+@IMPLEMENTATIONS
+def test_unknown_profile(impl_name: str) -> None:
+    """Unknown profiles and unspecified ring parameters raise ProfileError."""
+    impl = implementation(impl_name)
+    with pytest.raises(ProfileError):
+        impl.ring.get_profile("narrow")
+    with pytest.raises(ProfileError):
+        impl.transport.run_parties(lambda ctx: None, profile="narrow", seed=b"p")
+    with pytest.raises(ProfileError):
+        impl.ring.arithmetic_ring(16)
+    with pytest.raises(ProfileError):
+        impl.ring.prime_field(61)
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
+def test_truncation_parameters(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """truncate rejects d = 0, d >= l and rings other than Z_2^l with ValueError."""
+    impl = implementation(impl_name)
+    chosen = get_profile(profile)
+    ring_name = data.draw(ring_names(profile), label="ring")
+    ring = get_ring(chosen, ring_name)
+    if ring == chosen.ring:
+        bits = data.draw(st.one_of(st.integers(-3, 0), st.integers(ring.bits, ring.bits + 3)), label="bits")
+    else:
+        bits = data.draw(st.integers(1, 3), label="bits")
+    x = replicate(data.draw(share_triples(ring, 2), label="x"))
+    with pytest.raises(ValueError):
+        _case(impl, Case("truncate", profile, ring_name, (2,), x=x, bits=bits))
