@@ -132,7 +132,9 @@ class Operation:
     shares_out: bool = True
 
 
-def _share(impl: Implementation, case: Case, operand: PartyShares | None, shape: tuple[int, ...], party: int) -> Any:
+def _share(
+    impl: Implementation, case: Case, operand: PartyShares | None, shape: tuple[int, ...], party: int
+) -> Any:
     if operand is None:
         raise ValueError(f"{case.operation} needs this operand")
     first, second = operand[party]
@@ -285,7 +287,12 @@ def party_count(case: Case) -> int:
 
 
 def run_case(
-    impl: Implementation, case: Case, seed: bytes, *, timeout_seconds: float = 30.0, barrier_first: bool = False
+    impl: Implementation,
+    case: Case,
+    seed: bytes,
+    *,
+    timeout_seconds: float = 30.0,
+    barrier_first: bool = False,
 ) -> Outcome:
     """Run ``case`` on ``impl`` with pinned ``seed``; errors of the implementation propagate.
 
@@ -296,9 +303,8 @@ def run_case(
     profile = get_profile(case.profile)
     if operation.program is None:
         encoded = impl.ring.encode_fixed(profile, impl.floats(case.reals or []))
-        output = impl.flat(encoded)
         decoded = impl.flat_floats(impl.ring.decode_fixed(profile, encoded))
-        return Outcome(output=output, real_output=decoded)
+        return Outcome(output=impl.flat(encoded), real_output=decoded)
     program = operation.program
 
     def party_program(ctx: PartyContext) -> PartyResult:
@@ -353,7 +359,9 @@ def _value_output(case: Case, ring: Ring, party_outputs: list[list[int] | None])
     return party_outputs[0]
 
 
-def _matrix_product(ring: Ring, x: Sequence[int], y: Sequence[int], rows: int, inner: int, columns: int) -> list[int]:
+def _matrix_product(
+    ring: Ring, x: Sequence[int], y: Sequence[int], rows: int, inner: int, columns: int
+) -> list[int]:
     return [
         sum(x[row * inner + k] * y[k * columns + column] for k in range(inner)) % ring.modulus
         for row in range(rows)

@@ -56,7 +56,9 @@ def element_lists(ring: Ring, count: int) -> st.SearchStrategy[list[int]]:
 
 
 @cache
-def shapes(max_dims: int = 3, max_elements: int = MAX_ELEMENTS, min_dims: int = 0) -> st.SearchStrategy[tuple[int, ...]]:
+def shapes(
+    max_dims: int = 3, max_elements: int = MAX_ELEMENTS, min_dims: int = 0
+) -> st.SearchStrategy[tuple[int, ...]]:
     """Row-major shapes with up to ``max_dims`` dimensions and ``max_elements`` elements.
 
     Includes the scalar shape ``()`` and empty shapes such as ``(0,)`` and ``(2, 0)``.
@@ -146,7 +148,13 @@ def fixed_point_values(profile: Profile, max_magnitude: float | None = None) -> 
 @st.composite
 def fixed_point_encodings(draw: st.DrawFn, profile: Profile, count: int, max_units: int) -> list[int]:
     """Encodings of ``count`` reals whose encoding has magnitude at most ``max_units``."""
-    reals = draw(st.lists(fixed_point_values(profile, max_units / (1 << profile.fractional_bits)), min_size=count, max_size=count))
+    reals = draw(
+        st.lists(
+            fixed_point_values(profile, max_units / (1 << profile.fractional_bits)),
+            min_size=count,
+            max_size=count,
+        )
+    )
     return encode_fixed(profile, reals)
 
 
@@ -221,12 +229,24 @@ def cases(draw: st.DrawFn, operation: str, profile_name: str) -> Case:
             x = draw(shares_of(profile.ring, x_values))
             y = draw(shares_of(profile.ring, y_values))
             return Case(
-                operation, profile_name, arithmetic, x_shape, x=x, y=y, y_shape=y_shape, bits=profile.fractional_bits
+                operation,
+                profile_name,
+                arithmetic,
+                x_shape,
+                x=x,
+                y=y,
+                y_shape=y_shape,
+                bits=profile.fractional_bits,
             )
         case "prss_share":
             return Case(operation, profile_name, draw(ring_names(profile_name)), draw(shapes()))
         case "zero_share":
-            return Case(operation, profile_name, draw(ring_names(profile_name)), count=draw(st.integers(0, MAX_ELEMENTS)))
+            return Case(
+                operation,
+                profile_name,
+                draw(ring_names(profile_name)),
+                count=draw(st.integers(0, MAX_ELEMENTS)),
+            )
         case "encode_fixed":
             reals = draw(st.lists(fixed_point_values(profile), max_size=MAX_ELEMENTS))
             return Case(operation, profile_name, arithmetic, (len(reals),), reals=reals)
@@ -235,7 +255,14 @@ def cases(draw: st.DrawFn, operation: str, profile_name: str) -> Case:
             ring = get_ring(profile, ring_name)
             count = draw(st.integers(0, 2 * MAX_ELEMENTS))
             values = draw(element_lists(ring, count))
-            return Case(operation, profile_name, ring_name, (count,), count=count, payload=encode_elements(ring, values))
+            return Case(
+                operation,
+                profile_name,
+                ring_name,
+                (count,),
+                count=count,
+                payload=encode_elements(ring, values),
+            )
     raise ValueError(f"no strategy for operation {operation!r}")
 
 

@@ -32,7 +32,9 @@ def public_functions(module: ModuleType) -> dict[str, Any]:
     return {
         name: function
         for name, function in vars(module).items()
-        if inspect.isfunction(function) and not name.startswith("_") and function.__module__ == module.__name__
+        if inspect.isfunction(function)
+        and not name.startswith("_")
+        and function.__module__ == module.__name__
     }
 
 
@@ -43,7 +45,9 @@ def _parameters(function: Any) -> list[tuple[str, Any, Any]]:
     ]
 
 
-@pytest.mark.skipif("fast" not in selected_names(), reason="MPBADNET_IMPLEMENTATIONS explicitly excludes fast")
+@pytest.mark.skipif(
+    "fast" not in selected_names(), reason="MPBADNET_IMPLEMENTATIONS explicitly excludes fast"
+)
 @pytest.mark.parametrize("module_name", MODULE_NAMES)
 def test_fast_has_every_public_function(module_name: str) -> None:
     """fast.<m> has every public function of refimpl.<m>, with the same parameters and defaults."""
@@ -82,7 +86,9 @@ def _anchored_functions() -> list[tuple[str, Any]]:
     functions = []
     for module_name in MODULE_NAMES:
         module = importlib.import_module(f"refimpl.{module_name}")
-        functions += [(f"refimpl.{module_name}.{name}", function) for name, function in public_functions(module).items()]
+        functions += [
+            (f"refimpl.{module_name}.{name}", function) for name, function in public_functions(module).items()
+        ]
     return sorted(functions, key=lambda item: item[0])
 
 
@@ -105,5 +111,7 @@ def test_docstrings_open_with_existing_spec_anchor(module_name: str) -> None:
         if target not in targets:
             problems.append(f"{qualified}: spec/ has no target ({target})=")
         elif targets[target] != f"{number} {title}":
-            problems.append(f"{qualified}: ({target})= heads {targets[target]!r}, expected {number} {title!r}")
+            problems.append(
+                f"{qualified}: ({target})= heads {targets[target]!r}, expected {number} {title!r}"
+            )
     assert not problems, "\n".join(problems)

@@ -104,7 +104,9 @@ def test_reveal(operation: str, impl_name: str, profile: str, data: st.DataObjec
 @pytest.mark.parametrize("impl_name", selected_names())
 @pytest.mark.parametrize("operation", TRUNCATIONS)
 @given(data=st.data())
-def test_truncation_error_below_one_unit(operation: str, impl_name: str, profile: str, data: st.DataObject) -> None:
+def test_truncation_error_below_one_unit(
+    operation: str, impl_name: str, profile: str, data: st.DataObject
+) -> None:
     """|signed(y) - z / 2^d| < 1 for every element (failure budget 2^-20 per example)."""
     case = data.draw(cases(operation, profile), label="case")
     seed = data.draw(seeds(), label="seed")

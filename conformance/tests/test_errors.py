@@ -67,7 +67,7 @@ def _out_of_range(profile: str) -> st.SearchStrategy[float]:
     """Reals that cannot be encoded: |x| at or beyond 2^(l-1-f) (rounding included), or non-finite."""
     chosen = get_profile(profile)
     bound = 2.0 ** (chosen.ring_bits - 1 - chosen.fractional_bits)
-    below = -(bound + 2.0 ** -chosen.fractional_bits)
+    below = min(math.nextafter(-bound, -math.inf), -(bound + 2.0**-chosen.fractional_bits))
     return st.one_of(
         st.floats(min_value=bound, allow_nan=False),
         st.floats(max_value=below, allow_nan=False),
@@ -181,7 +181,9 @@ def test_values_do_not_fill_shape(impl_name: str, profile: str, data: st.DataObj
     impl = implementation(impl_name)
     ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
     shape = data.draw(shapes(), label="shape")
-    length = data.draw(st.integers(0, 8).filter(lambda length: length != element_count(shape)), label="length")
+    length = data.draw(
+        st.integers(0, 8).filter(lambda length: length != element_count(shape)), label="length"
+    )
     values = data.draw(element_lists(ring, length), label="values")
     with pytest.raises(ShapeError):
         impl.ring.check_elements(ring, impl.plain(ring, values, (length,)), shape)
@@ -236,9 +238,9 @@ def test_wrong_step_label(impl_name: str, profile: str, data: st.DataObject) -> 
     impl = implementation(impl_name)
     ring = get_profile(profile).ring
     sent, expected = data.draw(
-        st.tuples(st.sampled_from(["input", "reveal", "reshare", "x"]), st.sampled_from(["reveal", "trunc-open"])).filter(
-            lambda pair: pair[0] != pair[1]
-        ),
+        st.tuples(
+            st.sampled_from(["input", "reveal", "reshare", "x"]), st.sampled_from(["reveal", "trunc-open"])
+        ).filter(lambda pair: pair[0] != pair[1]),
         label="labels",
     )
     values = data.draw(element_lists(ring, 2), label="values")
@@ -268,7 +270,9 @@ def test_decode_rejects_bad_elements(impl_name: str, profile: str, data: st.Data
     with pytest.raises(WireFormatError):
         impl.transport.decode_elements(field, bytes(values_bytes), count)
     bits = data.draw(st.integers(1, 23).filter(lambda bits: bits % 8 != 0), label="bits")
-    packed = bytearray(data.draw(st.binary(min_size=(bits + 7) // 8, max_size=(bits + 7) // 8), label="packed"))
+    packed = bytearray(
+        data.draw(st.binary(min_size=(bits + 7) // 8, max_size=(bits + 7) // 8), label="packed")
+    )
     padding = data.draw(st.integers(bits % 8, 7), label="padding bit")
     packed[-1] |= 1 << padding
     with pytest.raises(WireFormatError):

@@ -64,9 +64,7 @@ def _features(view: View, modulus: int) -> list[int]:
     """The view's elements and their ±1 combinations of up to three elements."""
     singles = list(view)
     pairs = [
-        value
-        for a, b in itertools.combinations(view, 2)
-        for value in ((a + b) % modulus, (a - b) % modulus)
+        value for a, b in itertools.combinations(view, 2) for value in ((a + b) % modulus, (a - b) % modulus)
     ]
     triples = [sum(combination) % modulus for combination in itertools.combinations(view, 3)]
     return singles + pairs + triples
@@ -80,13 +78,21 @@ def _bins(value: int, bits: int) -> tuple[int, int, int]:
 
 
 def _views(
-    impl: Implementation, profile: str, operation: str, program: ViewProgram, secret: Secret, index: int, parties: int
+    impl: Implementation,
+    profile: str,
+    operation: str,
+    program: ViewProgram,
+    secret: Secret,
+    index: int,
+    parties: int,
 ) -> list[list[View]]:
     """views[run][party] for every run of one secret."""
     ring = get_profile(profile).ring
     views = []
     for run in range(RUNS):
-        result = impl.run(program(impl, ring, secret), profile=profile, seed=_seed(operation, index, run), parties=parties)
+        result = impl.run(
+            program(impl, ring, secret), profile=profile, seed=_seed(operation, index, run), parties=parties
+        )
         transcripts = [list(stats.transcript) for stats in result.stats]
         views.append(
             [list(result.outputs[party]) + _received(ring, transcripts, party) for party in range(3)]
@@ -109,7 +115,9 @@ def _assert_independent(ring: Ring, views_a: list[View], views_b: list[View], co
             p_value = homogeneity_p_value(sample_a, sample_b)
             if p_value < worst[0]:
                 worst = (p_value, f"feature {feature} ({name})")
-    assert worst[0] > THRESHOLD / tests, f"{context}: view depends on the secret: p = {worst[0]:.3g} at {worst[1]}"
+    assert worst[0] > THRESHOLD / tests, (
+        f"{context}: view depends on the secret: p = {worst[0]:.3g} at {worst[1]}"
+    )
 
 
 def _plain(impl: Implementation, ring: Ring, values: list[int]) -> Any:
@@ -238,4 +246,6 @@ def test_view_independent_of_secret(operation: str, impl_name: str, profile: str
             for binning in range(len(BINNINGS)):
                 sample = [_bins(value, ring.bits)[binning] for value in openings]
                 p_value = uniformity_p_value(sample, NIBBLE)
-                assert p_value > THRESHOLD / (2 * len(BINNINGS)), f"A = z - B does not look uniform: p = {p_value:.3g}"
+                assert p_value > THRESHOLD / (2 * len(BINNINGS)), (
+                    f"A = z - B does not look uniform: p = {p_value:.3g}"
+                )

@@ -53,11 +53,15 @@ def test_failure_rate(operation: str, impl_name: str, profile: str, sign: int) -
         x = replicate(_components(ring.modulus, sign * half, f"{profile}/x"))
         y = replicate(_components(ring.modulus, half, f"{profile}/y"))
         case = Case(operation, profile, ring.name, shape, x=x, y=y, bits=bits)
-    outcome = run_case(implementation(impl_name), case, f"truncation-rate/{operation}/{profile}/{sign}".encode())
+    outcome = run_case(
+        implementation(impl_name), case, f"truncation-rate/{operation}/{profile}/{sign}".encode()
+    )
     assert outcome.output is not None
     targets = truncation_target(case)
     assert set(targets) == {Fraction(z, 1 << bits)}
-    errors = [abs(value - target) for value, target in zip(to_signed(ring, outcome.output), targets, strict=True)]
+    errors = [
+        abs(value - target) for value, target in zip(to_signed(ring, outcome.output), targets, strict=True)
+    ]
     failures = [error for error in errors if error >= 1]
     huge = Fraction(1 << (chosen.ring_bits - bits), 4)
     assert all(error > huge for error in failures), "a failure's error should be about 2^(l-d)"
