@@ -32,9 +32,9 @@ from conformance.operations import (
     run_case,
     truncation_target,
 )
-from conformance.strategies import PROFILE_NAMES, cases, seeds
+from conformance.strategies import PROFILE_NAMES, cases, element_lists, get_ring, ring_names, seeds, shapes
 from refimpl.ring import element_count, get_profile, to_signed
-from refimpl.transport import decode_elements
+from refimpl.transport import PartyContext, decode_elements
 
 EXACT_SHARE_OPERATIONS = [
     "share_input",
@@ -159,3 +159,62 @@ def test_wire_round_trip(impl_name: str, profile: str, data: st.DataObject) -> N
     outcome = run_case(implementation(impl_name), case, b"wire")
     assert case.payload is not None
     assert outcome.output == decode_elements(case.ring_object, case.payload, case.count)
+
+
+REVEAL_METHODS = ["reveal", "reveal_checked", "reveal_to_0", "reveal_to_1", "reveal_to_2", "reveal_to_3"]
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+@pytest.mark.parametrize("impl_name", selected_names())
+@given(data=st.data())
+def test_input_then_reveal(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """share_input (any owner) or deal_input + receive_input, then any reveal, returns the input."""
+    impl = implementation(impl_name)
+    ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
+    shape = data.draw(shapes(), label="shape")
+    values = data.draw(element_lists(ring, element_count(shape)), label="values")
+    owner = data.draw(st.integers(0, 3), label="owner (3: a data holder)")
+    method = data.draw(st.sampled_from(REVEAL_METHODS), label="reveal")
+    seed = data.draw(seeds(), label="seed")
+    receiver = int(method.rsplit("_", 1)[1]) if method.startswith("reveal_to") else None
+    four_parties = owner == 3 or receiver == 3
+
+    def program(ctx: PartyContext) -> list[int] | None:
+        plain = impl.plain(ring, values, shape)
+        if ctx.party == 3:
+            if owner == 3:
+                impl.sharing.deal_input(ctx, ring, plain, shape)
+            if receiver == 3:
+                return impl.flat(impl.sharing.receive_revealed(ctx, ring, shape))
+            return None
+        if owner == 3:
+            x = impl.sharing.receive_input(ctx, ring, 3, shape)
+        else:
+            x = impl.sharing.share_input(ctx, ring, owner, plain if ctx.party == owner else None, shape)
+        if receiver is not None:
+            revealed = impl.sharing.reveal_to(ctx, x, receiver)
+            return None if revealed is None else impl.flat(revealed)
+        function = impl.sharing.reveal if method == "reveal" else impl.sharing.reveal_checked
+        return impl.flat(function(ctx, x))
+
+    result = impl.run(program, profile=profile, seed=seed, parties=4 if four_parties else 3)
+    for party, output in enumerate(result.outputs):
+        if receiver is None:
+            expected = values if party < 3 else None
+        else:
+            expected = values if party == receiver else None
+        assert output == expected, f"P{party} ({method}, owner {owner})"
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+@pytest.mark.parametrize("impl_name", selected_names())
+@given(data=st.data())
+def test_encode_and_decode_fixed(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """encode_fixed is round(x 2^f), ties to even, mod 2^l; decode_fixed maps it back to k / 2^f."""
+    case = data.draw(cases("encode_fixed", profile), label="case")
+    outcome = run_case(implementation(impl_name), case, b"")
+    chosen = get_profile(profile)
+    assert case.reals is not None
+    units = [round(Fraction(real) * (1 << chosen.fractional_bits)) for real in case.reals]
+    assert outcome.output == [unit % chosen.ring.modulus for unit in units]
+    assert outcome.real_output == [unit / (1 << chosen.fractional_bits) for unit in units]
