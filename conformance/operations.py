@@ -20,7 +20,7 @@ from typing import Any
 
 from conformance.harness import Implementation
 from refimpl.ring import BINARY, Ring, arithmetic_ring, element_count, get_profile, prime_field, to_signed
-from refimpl.transport import PartyContext
+from refimpl.transport import PartyContext, encoded_length
 
 COMPUTING_PARTIES = 3
 DATA_HOLDER = 3
@@ -426,3 +426,82 @@ def truncation_target(case: Case) -> list[Fraction]:
     ring = case.ring_object
     z = plain_inputs(case)[0] if case.operation == "truncate" else plain_product(case)
     return [Fraction(value, 1 << case.bits) for value in to_signed(ring, z)]
+
+
+KEY_SETUP_BYTES = 32
+"""§3.3 Key setup: every computing party sends one 32-byte key, in round 1 of every run."""
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What an operation costs each party of the run, key setup excluded (spec §4, §5)."""
+
+    bytes_sent: list[int]
+    messages_sent: list[int]
+    rounds: int
+
+
+def output_count(case: Case) -> int:
+    """The number of output elements of a case."""
+    if case.operation in ("matmul", "matmul_truncate"):
+        assert case.y_shape is not None
+        return case.shape[0] * case.y_shape[1]
+    if case.operation in ("zero_share", "recv_elements"):
+        return case.count
+    return element_count(case.shape)
+
+
+def stated_cost(case: Case) -> Cost | None:
+    """The cost that the spec states for a case's operation (``None``: not an MPC operation).
+
+    ``rounds`` is the increase of ``RunResult.rounds`` over the one round of key setup, except
+    for ``deal_input``, whose data holder takes no part in key setup: its messages have depth 1,
+    and ``rounds`` is then the data holder's own round count.
+    """
+    ring = case.ring_object
+    n = output_count(case)
+    one = encoded_length(ring, n)
+    parties = party_count(case)
+
+    def per_party(values: dict[int, tuple[int, int]], rounds: int) -> Cost:
+        sent = [values.get(party, (0, 0)) for party in range(parties)]
+        return Cost([bytes_ for bytes_, _ in sent], [messages for _, messages in sent], rounds)
+
+    match case.operation:
+        case "share_input":
+            return per_party({case.owner: (2 * one, 2)}, 1)
+        case "deal_input":
+            return per_party({DATA_HOLDER: (3 * encoded_length(ring, 2 * n), 3)}, 1)
+        case "reveal":
+            return per_party({party: (one, 1) for party in range(COMPUTING_PARTIES)}, 1)
+        case "reveal_to":
+            if case.receiver >= COMPUTING_PARTIES:
+                return per_party({party: (one, 1) for party in range(COMPUTING_PARTIES)}, 1)
+            return per_party({(case.receiver + 1) % COMPUTING_PARTIES: (one, 1)}, 1)
+        case "reveal_checked":
+            return per_party({party: (2 * one, 2) for party in range(COMPUTING_PARTIES)}, 1)
+        case "add" | "sub" | "neg" | "add_public" | "mul_public" | "prss_share" | "zero_share":
+            return per_party({}, 0)
+        case "mul" | "matmul":
+            return per_party({party: (one, 1) for party in range(COMPUTING_PARTIES)}, 1)
+        case "truncate":
+            return per_party({0: (one, 1), 2: (one, 1)}, 2)
+        case "mul_truncate" | "matmul_truncate":
+            return per_party({party: (one, 1) for party in range(COMPUTING_PARTIES)}, 2)
+    return None
+
+
+def measured_cost(case: Case, outcome: Outcome) -> Cost:
+    """An outcome's cost with the key-setup baseline taken off (see :func:`stated_cost`)."""
+    assert outcome.bytes_sent is not None and outcome.messages_sent is not None
+    assert outcome.rounds is not None and outcome.party_rounds is not None
+    baseline_bytes = [
+        KEY_SETUP_BYTES if party < COMPUTING_PARTIES else 0 for party in range(len(outcome.bytes_sent))
+    ]
+    baseline_messages = [1 if party < COMPUTING_PARTIES else 0 for party in range(len(outcome.bytes_sent))]
+    rounds = outcome.party_rounds[DATA_HOLDER] if case.operation == "deal_input" else outcome.rounds - 1
+    return Cost(
+        [sent - base for sent, base in zip(outcome.bytes_sent, baseline_bytes, strict=True)],
+        [sent - base for sent, base in zip(outcome.messages_sent, baseline_messages, strict=True)],
+        rounds,
+    )

@@ -12,6 +12,10 @@ probability |z| / 2^l per element; the strategies keep the sum of |z| / 2^l over
 example's elements at most 2^-20 (:data:`conformance.strategies.FAILURE_BUDGET_BITS`), so
 across the 200 examples of a quick run the chance of a legitimate failure is below 2^-12.
 Large |z| are covered by ``test_truncation_rate.py``.
+
+Every run's cost — bytes and messages sent by each party and rounds, key setup taken off —
+must also equal the cost that the spec states for the operation
+(:func:`conformance.operations.stated_cost`).
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from conformance.operations import (
     Case,
     Outcome,
     is_consistent,
+    measured_cost,
+    output_count,
     plain_result,
     run_case,
+    stated_cost,
     truncation_target,
 )
 from conformance.strategies import PROFILE_NAMES, cases, element_lists, get_ring, ring_names, seeds, shapes
@@ -51,17 +58,14 @@ TRUNCATIONS = ["truncate", "mul_truncate", "matmul_truncate"]
 REVEALS = ["reveal", "reveal_to", "reveal_checked"]
 
 
-def _output_count(case: Case) -> int:
-    if case.operation in ("matmul", "matmul_truncate"):
-        assert case.y_shape is not None
-        return case.shape[0] * case.y_shape[1]
-    return element_count(case.shape)
+def _check_cost(case: Case, outcome: Outcome) -> None:
+    assert measured_cost(case, outcome) == stated_cost(case), "the cost differs from the spec's"
 
 
 def _check_shares(case: Case, outcome: Outcome) -> list[int]:
     assert outcome.shares is not None
     assert len(outcome.shares) == COMPUTING_PARTIES
-    count = _output_count(case)
+    count = output_count(case)
     for first, second in outcome.shares:
         assert len(first) == count and len(second) == count
         assert all(0 <= value < case.ring_object.modulus for value in first + second)
@@ -80,6 +84,7 @@ def test_exact_operation(operation: str, impl_name: str, profile: str, data: st.
     seed = data.draw(seeds(), label="seed")
     outcome = run_case(implementation(impl_name), case, seed)
     assert _check_shares(case, outcome) == plain_result(case)
+    _check_cost(case, outcome)
 
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
@@ -92,6 +97,7 @@ def test_reveal(operation: str, impl_name: str, profile: str, data: st.DataObjec
     seed = data.draw(seeds(), label="seed")
     outcome = run_case(implementation(impl_name), case, seed)
     expected = plain_result(case)
+    _check_cost(case, outcome)
     assert outcome.party_outputs is not None
     if operation == "reveal_to":
         for party, value in enumerate(outcome.party_outputs):
@@ -112,6 +118,7 @@ def test_truncation_error_below_one_unit(
     seed = data.draw(seeds(), label="seed")
     outcome = run_case(implementation(impl_name), case, seed)
     ring = case.ring_object
+    _check_cost(case, outcome)
     result = to_signed(ring, _check_shares(case, outcome))
     for index, (value, target) in enumerate(zip(result, truncation_target(case), strict=True)):
         assert abs(value - target) < 1, f"element {index}: {value} vs exact {target}"
@@ -131,7 +138,7 @@ def test_prss_share(impl_name: str, profile: str, data: st.DataObject) -> None:
     outcome = run_case(implementation(impl_name), case, seed)
     output = _check_shares(case, outcome)
     assert all(0 <= value < case.ring_object.modulus for value in output)
-    assert outcome.bytes_sent == [32, 32, 32], "PRSS must not communicate beyond key setup"
+    _check_cost(case, outcome)
 
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
@@ -147,7 +154,7 @@ def test_zero_share(impl_name: str, profile: str, data: st.DataObject) -> None:
         assert alpha is not None and len(alpha) == case.count
         assert all(0 <= value < case.ring_object.modulus for value in alpha)
     assert outcome.output == plain_result(case)
-    assert outcome.bytes_sent == [32, 32, 32]
+    _check_cost(case, outcome)
 
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
