@@ -63,6 +63,7 @@ NOTES: dict[str, str] = {
         "truncation: the reconstructed output is within one unit of z / 2^d (failure probability "
         "|z| / 2^l per element, negligible here); the bytes are exact"
     ),
+    "RangeLimit": "the most negative encodable real, -2^(l-1-f), and reals near the range's ends",
     "Tie": "a real exactly halfway between two encodings (round half to even)",
     "Tampered": "one component of one party's share was changed, so the sharing is inconsistent",
     "ShapeMismatch": "operands whose shapes do not fit together",
@@ -488,7 +489,7 @@ def _build(profile_name: str) -> dict[str, VectorFile]:
     )
     files["encode_fixed"].add(
         "the most negative real and a large one",
-        ["EdgeValues"],
+        ["RangeLimit"],
         Case("encode_fixed", p, name, reals=[-limit, limit / 2]),
     )
     files["encode_fixed"].add(
