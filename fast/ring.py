@@ -111,20 +111,20 @@ def reduce(ring: Ring, values: ArrayLike) -> Array:
 
 
 def to_signed(ring: Ring, values: Array) -> NDArray[np.int64]:
-    """§2.2 Signed representation: map [0, 2^l) to [-2^(l-1), 2^(l-1)) (as int64)."""
+    """§2.2 Signed representation: map [0, m) to [-floor(m/2), ceil(m/2)) (m = 2^l: [-2^(l-1), 2^(l-1)))."""
     if ring.modulus == 1 << 64:
         return values.astype(np.uint64).view(np.int64)
     if ring.modulus == 1 << 32:
         return values.astype(np.uint32).view(np.int32).astype(np.int64)
     signed = values.astype(np.int64)
-    return np.where(signed >= ring.modulus // 2, signed - ring.modulus, signed)
+    return np.where(signed >= (ring.modulus + 1) // 2, signed - ring.modulus, signed)
 
 
 def encode_fixed(profile: Profile, values: ArrayLike) -> Array:
     """§2.3 Fixed-point encoding: round(x * 2^f) with ties to even, as a ring element.
 
-    Pre-condition: every value is finite and |x| < 2^(l - 1 - f); otherwise
-    :class:`FixedPointRangeError` names the first offending value and its index.
+    Pre-condition: every value is finite and round(x * 2^f) lies in [-2^(l-1), 2^(l-1));
+    otherwise :class:`FixedPointRangeError` names the first offending value and its index.
     """
     array = np.asarray(values, dtype=np.float64)
     flat = array.reshape(-1)
@@ -132,7 +132,8 @@ def encode_fixed(profile: Profile, values: ArrayLike) -> Array:
     if not finite.all():
         index = int(np.argmin(finite))
         raise FixedPointRangeError(f"value {flat[index]!r} at index {index} is not finite")
-    scaled = np.rint(flat * float(1 << profile.fractional_bits))
+    with np.errstate(over="ignore"):
+        scaled = np.rint(flat * float(1 << profile.fractional_bits))
     limit = float(1 << (profile.ring_bits - 1))
     inside = (scaled >= -limit) & (scaled < limit)
     if not inside.all():

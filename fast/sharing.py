@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fast.randomness import component_elements, private_elements
+from fast.randomness import component_elements, private_elements, zero_share
 from fast.ring import Array, Share, check_elements, dtype_of, reduce, ring_add, ring_mul, ring_neg, ring_sub
 from fast.transport import recv_elements, send_elements
 from refimpl.ring import Ring, ShapeError, element_count
@@ -99,14 +99,17 @@ def reveal(ctx: PartyContext, x: Share) -> Array:
 
 
 def reveal_to(ctx: PartyContext, x: Share, receiver: int) -> Array | None:
-    """§4.4 Reveal to one party: P_{j+1} sends x_{j+2} to P_j; an outside receiver gets x_i from each P_i.
+    """§4.4 Reveal to one party: P_{j+1} sends x_{j+2} to P_j; outside receivers get x_i + alpha_i.
 
-    Returns the values at the receiver and ``None`` at the other computing parties; an
-    outside receiver (party 3 or higher) runs :func:`receive_revealed`.
+    The zero-sharing alpha (§3.6) makes the three values an outside receiver sees a
+    uniformly random additive sharing of x. Returns the values at the receiver and ``None``
+    at the other computing parties; an outside receiver (party 3 or higher) runs
+    :func:`receive_revealed`.
     """
     count = element_count(x.shape)
     if receiver >= COMPUTING_PARTIES:
-        send_elements(ctx, receiver, "reveal-to", x.ring, x.first)
+        alpha = zero_share(ctx, x.ring, count).reshape(x.shape)
+        send_elements(ctx, receiver, "reveal-to", x.ring, ring_add(x.ring, x.first, alpha))
         return None
     if ctx.party == following(receiver):
         send_elements(ctx, receiver, "reveal-to", x.ring, x.second)
@@ -117,7 +120,7 @@ def reveal_to(ctx: PartyContext, x: Share, receiver: int) -> Array | None:
 
 
 def receive_revealed(ctx: PartyContext, ring: Ring, shape: tuple[int, ...]) -> Array:
-    """§4.4 Reveal to one party: an outside receiver adds x_0, x_1, x_2 sent by P0, P1, P2."""
+    """§4.4 Reveal to one party: an outside receiver adds x_i + alpha_i sent by P0, P1, P2."""
     shape = tuple(shape)
     count = element_count(shape)
     parts = [

@@ -106,7 +106,7 @@ def setup_keys(ctx: PartyContext, seed: bytes | None) -> None:
 
 
 def party_randomness(ctx: PartyContext) -> PartyRandomness:
-    """The randomness state that §3.3 key setup stored in ``ctx``."""
+    """§3.3 Key setup: the randomness state that key setup stored in ``ctx``."""
     randomness = ctx.randomness
     if not isinstance(randomness, PartyRandomness):
         raise RuntimeError(f"P{ctx.party} has no keys: run setup_keys first")

@@ -104,16 +104,16 @@ def reduce(ring: Ring, values: Sequence[int]) -> list[int]:
 
 
 def to_signed(ring: Ring, values: Sequence[int]) -> list[int]:
-    """§2.2 Signed representation: map [0, 2^l) to [-2^(l-1), 2^(l-1))."""
-    half = ring.modulus // 2
+    """§2.2 Signed representation: map [0, m) to [-floor(m/2), ceil(m/2)) (m = 2^l: [-2^(l-1), 2^(l-1)))."""
+    half = (ring.modulus + 1) // 2
     return [value - ring.modulus if value >= half else value for value in values]
 
 
 def encode_fixed(profile: Profile, values: Sequence[float]) -> list[int]:
     """§2.3 Fixed-point encoding: round(x * 2^f) with ties to even, as a ring element.
 
-    Pre-condition: every value is finite and |x| < 2^(l - 1 - f); otherwise
-    :class:`FixedPointRangeError` names the first offending value and its index.
+    Pre-condition: every value is finite and round(x * 2^f) lies in [-2^(l-1), 2^(l-1));
+    otherwise :class:`FixedPointRangeError` names the first offending value and its index.
     """
     scale = 1 << profile.fractional_bits
     limit = 1 << (profile.ring_bits - 1)
@@ -121,7 +121,8 @@ def encode_fixed(profile: Profile, values: Sequence[float]) -> list[int]:
     for index, value in enumerate(values):
         if not math.isfinite(value):
             raise FixedPointRangeError(f"value {value!r} at index {index} is not finite")
-        integer = round(value * scale)
+        scaled = value * scale
+        integer = round(scaled) if math.isfinite(scaled) else limit
         if not -limit <= integer < limit:
             bound = 2.0 ** (profile.ring_bits - 1 - profile.fractional_bits)
             raise FixedPointRangeError(

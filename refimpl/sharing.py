@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from refimpl.randomness import component_elements, private_elements
+from refimpl.randomness import component_elements, private_elements, zero_share
 from refimpl.ring import Ring, ShapeError, Share, check_elements, element_count
 from refimpl.transport import COMPUTING_PARTIES, PartyContext, recv_elements, send_elements
 
@@ -86,14 +86,18 @@ def reveal(ctx: PartyContext, x: Share) -> list[int]:
 
 
 def reveal_to(ctx: PartyContext, x: Share, receiver: int) -> list[int] | None:
-    """§4.4 Reveal to one party: P_{j+1} sends x_{j+2} to P_j; an outside receiver gets x_i from each P_i.
+    """§4.4 Reveal to one party: P_{j+1} sends x_{j+2} to P_j; outside receivers get x_i + alpha_i.
 
-    Returns the values at the receiver and ``None`` at the other computing parties; an
-    outside receiver (party 3 or higher) runs :func:`receive_revealed`.
+    The zero-sharing alpha (§3.6) makes the three values an outside receiver sees a
+    uniformly random additive sharing of x. Returns the values at the receiver and ``None``
+    at the other computing parties; an outside receiver (party 3 or higher) runs
+    :func:`receive_revealed`.
     """
     count = element_count(x.shape)
     if receiver >= COMPUTING_PARTIES:
-        send_elements(ctx, receiver, "reveal-to", x.ring, x.first)
+        alpha = zero_share(ctx, x.ring, count)
+        masked = [(a + b) % x.ring.modulus for a, b in zip(x.first, alpha, strict=True)]
+        send_elements(ctx, receiver, "reveal-to", x.ring, masked)
         return None
     if ctx.party == following(receiver):
         send_elements(ctx, receiver, "reveal-to", x.ring, x.second)
@@ -104,7 +108,7 @@ def reveal_to(ctx: PartyContext, x: Share, receiver: int) -> list[int] | None:
 
 
 def receive_revealed(ctx: PartyContext, ring: Ring, shape: tuple[int, ...]) -> list[int]:
-    """§4.4 Reveal to one party: an outside receiver adds x_0, x_1, x_2 sent by P0, P1, P2."""
+    """§4.4 Reveal to one party: an outside receiver adds x_i + alpha_i sent by P0, P1, P2."""
     count = element_count(shape)
     components = [recv_elements(ctx, party, "reveal-to", ring, count) for party in range(COMPUTING_PARTIES)]
     return _sum_components(ring, *components)

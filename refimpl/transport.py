@@ -50,7 +50,8 @@ class PartyStats:
         digest = hashlib.sha256()
         digest.update(self.transcript_hash)
         digest.update(to.to_bytes(1, "little"))
-        digest.update(len(step).to_bytes(2, "little") + step.encode())
+        label = step.encode("utf-8")
+        digest.update(len(label).to_bytes(2, "little") + label)
         digest.update(len(payload).to_bytes(8, "little") + payload)
         self.transcript_hash = digest.digest()
         if keep:
