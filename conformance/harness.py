@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from refimpl.ring import Ring
+from refimpl.ring import Ring, element_count
 from refimpl.transport import PartyContext, RunResult
 
 MODULE_NAMES = ("ring", "randomness", "sharing", "arithmetic", "transport")
@@ -36,6 +36,10 @@ IMPLEMENTATION_NAMES = ("refimpl", "fast")
 
 Result = TypeVar("Result")
 Program = Callable[[PartyContext], Result]
+
+
+class PlainValueError(AssertionError):
+    """An implementation returned a plain value of the wrong type, dtype, shape or range."""
 
 
 class Implementation(ABC):
@@ -77,6 +81,10 @@ class Implementation(ABC):
     @abstractmethod
     def flat(self, value: Any) -> list[int]:
         """Flat row-major ``int`` list of an implementation's plain value."""
+
+    @abstractmethod
+    def check_plain(self, ring: Ring, value: Any, shape: tuple[int, ...]) -> None:
+        """Raise :class:`PlainValueError` unless ``value`` is a plain value of ``shape`` in ``ring``."""
 
     @abstractmethod
     def floats(self, values: Sequence[float]) -> Any:
@@ -127,6 +135,14 @@ class Reference(Implementation):
     def flat(self, value: Any) -> list[int]:
         return [int(element) for element in value]
 
+    def check_plain(self, ring: Ring, value: Any, shape: tuple[int, ...]) -> None:
+        if not isinstance(value, list) or not all(type(element) is int for element in value):
+            raise PlainValueError(f"refimpl plain values are lists of int, got {value!r}")
+        if len(value) != element_count(shape):
+            raise PlainValueError(f"{len(value)} values for shape {shape}")
+        if not all(0 <= element < ring.modulus for element in value):
+            raise PlainValueError(f"values outside {ring.name}: {value}")
+
     def floats(self, values: Sequence[float]) -> list[float]:
         return [float(value) for value in values]
 
@@ -151,6 +167,18 @@ class Vectorised(Implementation):
 
     def flat(self, value: Any) -> list[int]:
         return [int(element) for element in np.asarray(value).reshape(-1).tolist()]
+
+    def check_plain(self, ring: Ring, value: Any, shape: tuple[int, ...]) -> None:
+        if not isinstance(value, np.ndarray | np.generic):
+            raise PlainValueError(f"fast plain values are numpy arrays, got {type(value).__name__}")
+        if value.dtype != np.dtype(numpy_dtype(ring)):
+            raise PlainValueError(
+                f"dtype {value.dtype} for {ring.name}, expected {np.dtype(numpy_dtype(ring))}"
+            )
+        if tuple(value.shape) != tuple(shape):
+            raise PlainValueError(f"shape {value.shape}, expected {shape}")
+        if value.size and int(np.max(value)) >= ring.modulus:
+            raise PlainValueError(f"values outside {ring.name}: {value}")
 
     def floats(self, values: Sequence[float]) -> NDArray[np.float64]:
         return np.array([float(value) for value in values], dtype=np.float64)

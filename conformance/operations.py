@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from conformance.harness import Implementation
+from conformance.harness import Implementation, PlainValueError
 from refimpl.ring import BINARY, Ring, arithmetic_ring, element_count, get_profile, prime_field, to_signed
 from refimpl.transport import PartyContext, encoded_length
 
@@ -149,12 +149,34 @@ def _y(impl: Implementation, case: Case, ctx: PartyContext) -> Any:
     return _share(impl, case, case.y, case.y_shape if case.y_shape is not None else case.shape, ctx.party)
 
 
-def _out(impl: Implementation, share: Any) -> PartyResult:
+def output_shape(case: Case) -> tuple[int, ...]:
+    """The shape of a case's output (shares or revealed values)."""
+    if case.operation in ("matmul", "matmul_truncate"):
+        assert case.y_shape is not None
+        return (case.shape[0], case.y_shape[1])
+    if case.operation in ("zero_share", "recv_elements"):
+        return (case.count,)
+    return tuple(case.shape)
+
+
+def _out(impl: Implementation, case: Case, share: Any) -> PartyResult:
+    """A party's output share, after checking its ring, shape and plain-value types."""
+    ring, shape = case.ring_object, output_shape(case)
+    if share.ring != ring or tuple(share.shape) != shape:
+        raise PlainValueError(
+            f"{impl.name}: a share of {share.ring.name} {share.shape}, expected {ring.name} {shape}"
+        )
+    impl.check_plain(ring, share.first, shape)
+    impl.check_plain(ring, share.second, shape)
     return PartyResult(share=impl.parts(share))
 
 
-def _value(impl: Implementation, value: Any) -> PartyResult:
-    return PartyResult(value=None if value is None else impl.flat(value))
+def _value(impl: Implementation, case: Case, value: Any) -> PartyResult:
+    """A party's plain output (or ``None``), after checking its plain-value type and shape."""
+    if value is None:
+        return PartyResult()
+    impl.check_plain(case.ring_object, value, output_shape(case))
+    return PartyResult(value=impl.flat(value))
 
 
 def _constant(impl: Implementation, case: Case) -> Any:
@@ -168,7 +190,7 @@ def _constant(impl: Implementation, case: Case) -> Any:
 def _share_input(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
     ring = case.ring_object
     values = impl.plain(ring, case.values or [], case.shape) if ctx.party == case.owner else None
-    return _out(impl, impl.sharing.share_input(ctx, ring, case.owner, values, case.shape))
+    return _out(impl, case, impl.sharing.share_input(ctx, ring, case.owner, values, case.shape))
 
 
 def _deal_input(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
@@ -176,70 +198,72 @@ def _deal_input(impl: Implementation, case: Case, ctx: PartyContext) -> PartyRes
     if ctx.party == DATA_HOLDER:
         impl.sharing.deal_input(ctx, ring, impl.plain(ring, case.values or [], case.shape), case.shape)
         return PartyResult()
-    return _out(impl, impl.sharing.receive_input(ctx, ring, DATA_HOLDER, case.shape))
+    return _out(impl, case, impl.sharing.receive_input(ctx, ring, DATA_HOLDER, case.shape))
 
 
 def _reveal(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
-    return _value(impl, impl.sharing.reveal(ctx, _x(impl, case, ctx)))
+    return _value(impl, case, impl.sharing.reveal(ctx, _x(impl, case, ctx)))
 
 
 def _reveal_to(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
     if ctx.party >= COMPUTING_PARTIES:
-        return _value(impl, impl.sharing.receive_revealed(ctx, case.ring_object, case.shape))
-    return _value(impl, impl.sharing.reveal_to(ctx, _x(impl, case, ctx), case.receiver))
+        return _value(impl, case, impl.sharing.receive_revealed(ctx, case.ring_object, case.shape))
+    return _value(impl, case, impl.sharing.reveal_to(ctx, _x(impl, case, ctx), case.receiver))
 
 
 def _reveal_checked(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
-    return _value(impl, impl.sharing.reveal_checked(ctx, _x(impl, case, ctx)))
+    return _value(impl, case, impl.sharing.reveal_checked(ctx, _x(impl, case, ctx)))
 
 
 def _add(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
-    return _out(impl, impl.sharing.add(_x(impl, case, ctx), _y(impl, case, ctx)))
+    return _out(impl, case, impl.sharing.add(_x(impl, case, ctx), _y(impl, case, ctx)))
 
 
 def _sub(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
-    return _out(impl, impl.sharing.sub(_x(impl, case, ctx), _y(impl, case, ctx)))
+    return _out(impl, case, impl.sharing.sub(_x(impl, case, ctx), _y(impl, case, ctx)))
 
 
 def _neg(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
-    return _out(impl, impl.sharing.neg(_x(impl, case, ctx)))
+    return _out(impl, case, impl.sharing.neg(_x(impl, case, ctx)))
 
 
 def _add_public(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
-    return _out(impl, impl.sharing.add_public(ctx, _x(impl, case, ctx), _constant(impl, case)))
+    return _out(impl, case, impl.sharing.add_public(ctx, _x(impl, case, ctx), _constant(impl, case)))
 
 
 def _mul_public(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
-    return _out(impl, impl.sharing.mul_public(_x(impl, case, ctx), _constant(impl, case)))
+    return _out(impl, case, impl.sharing.mul_public(_x(impl, case, ctx), _constant(impl, case)))
 
 
 def _mul(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
-    return _out(impl, impl.arithmetic.mul(ctx, _x(impl, case, ctx), _y(impl, case, ctx)))
+    return _out(impl, case, impl.arithmetic.mul(ctx, _x(impl, case, ctx), _y(impl, case, ctx)))
 
 
 def _matmul(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
-    return _out(impl, impl.arithmetic.matmul(ctx, _x(impl, case, ctx), _y(impl, case, ctx)))
+    return _out(impl, case, impl.arithmetic.matmul(ctx, _x(impl, case, ctx), _y(impl, case, ctx)))
 
 
 def _truncate(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
-    return _out(impl, impl.arithmetic.truncate(ctx, _x(impl, case, ctx), case.bits))
+    return _out(impl, case, impl.arithmetic.truncate(ctx, _x(impl, case, ctx), case.bits))
 
 
 def _mul_truncate(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
-    return _out(impl, impl.arithmetic.mul_truncate(ctx, _x(impl, case, ctx), _y(impl, case, ctx), case.bits))
+    return _out(
+        impl, case, impl.arithmetic.mul_truncate(ctx, _x(impl, case, ctx), _y(impl, case, ctx), case.bits)
+    )
 
 
 def _matmul_truncate(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
     x, y = _x(impl, case, ctx), _y(impl, case, ctx)
-    return _out(impl, impl.arithmetic.matmul_truncate(ctx, x, y, case.bits))
+    return _out(impl, case, impl.arithmetic.matmul_truncate(ctx, x, y, case.bits))
 
 
 def _prss_share(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
-    return _out(impl, impl.randomness.prss_share(ctx, case.ring_object, case.shape))
+    return _out(impl, case, impl.randomness.prss_share(ctx, case.ring_object, case.shape))
 
 
 def _zero_share(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
-    return _value(impl, impl.randomness.zero_share(ctx, case.ring_object, case.count))
+    return _value(impl, case, impl.randomness.zero_share(ctx, case.ring_object, case.count))
 
 
 def _recv_elements(impl: Implementation, case: Case, ctx: PartyContext) -> PartyResult:
@@ -247,7 +271,9 @@ def _recv_elements(impl: Implementation, case: Case, ctx: PartyContext) -> Party
         ctx.send(1, WIRE_STEP, case.payload or b"")
         return PartyResult()
     if ctx.party == 1:
-        return _value(impl, impl.transport.recv_elements(ctx, 0, WIRE_STEP, case.ring_object, case.count))
+        return _value(
+            impl, case, impl.transport.recv_elements(ctx, 0, WIRE_STEP, case.ring_object, case.count)
+        )
     return PartyResult()
 
 
