@@ -9,6 +9,7 @@
 * a peer that raises: the others abort and ``run_parties`` re-raises the original error
   at once (well before the receive timeout);
 * an unknown profile or ring parameter: ``ProfileError``;
+* a message that never comes: ``ProtocolAbort`` at the receive timeout;
 * a truncation by 0 or >= l bits, or in a ring that is not Z_2^l: ``ValueError``.
 """
 
@@ -43,7 +44,7 @@ from refimpl.ring import (
     prime_field,
 )
 from refimpl.sharing import ShareConsistencyError
-from refimpl.transport import PartyContext, WireFormatError, encoded_length
+from refimpl.transport import PartyContext, ProtocolAbort, WireFormatError, encoded_length
 
 IMPLEMENTATIONS = pytest.mark.parametrize("impl_name", selected_names())
 PROFILES = pytest.mark.parametrize("profile", PROFILE_NAMES)
@@ -354,3 +355,20 @@ def test_truncation_parameters(impl_name: str, profile: str, data: st.DataObject
     x = replicate(data.draw(share_triples(ring, 2), label="x"))
     with pytest.raises(ValueError):
         _case(impl, Case("truncate", profile, ring_name, (2,), x=x, bits=bits))
+
+
+@IMPLEMENTATIONS
+@PROFILES
+def test_missing_message_times_out(impl_name: str, profile: str) -> None:
+    """A party waiting for a message that never comes raises ProtocolAbort at its timeout."""
+    impl = implementation(impl_name)
+    ring = get_profile(profile).ring
+
+    def program(ctx: PartyContext) -> None:
+        if ctx.party == 1:
+            impl.transport.recv_elements(ctx, 0, "never-sent", ring, 1)
+
+    start = time.monotonic()
+    with pytest.raises(ProtocolAbort):
+        impl.run(program, profile=profile, seed=b"timeout", timeout_seconds=0.3)
+    assert time.monotonic() - start < 5.0
