@@ -32,7 +32,7 @@ Operation = Callable[[PartyContext, Any, Any], Any]
 
 @dataclass
 class Benchmark:
-    """One row of the benchmark file (§13 states the format)."""
+    """§13.6 Benchmark file: one row."""
 
     name: str
     impl: str
@@ -48,7 +48,7 @@ class Benchmark:
 
 
 @dataclass(frozen=True)
-class Case:
+class BenchCase:
     """An operation on two random shared operands of the given shapes."""
 
     name: str
@@ -74,7 +74,7 @@ def _reveal(_modules: Any, sharing: Any, ctx: PartyContext, x: Any, _y: Any, pro
     return sharing.reveal(ctx, x)
 
 
-def cases(impl: str, quick: bool) -> list[Case]:
+def cases(impl: str, quick: bool) -> list[BenchCase]:
     """The benchmark cases: the issue's shapes for fast, small shapes for refimpl."""
     if impl == "fast" and not quick:
         matrix, vector = (128, 784, 128), (16384,)
@@ -82,14 +82,14 @@ def cases(impl: str, quick: bool) -> list[Case]:
         matrix, vector = (8, 16, 8), (256,)
     m, k, n = matrix
     return [
-        Case("matmul", (m, k), (k, n), matrix, _matmul),
-        Case("mul", vector, vector, vector, _mul),
-        Case("mul_ring", vector, vector, vector, _mul_ring),
-        Case("reveal", vector, vector, vector, _reveal),
+        BenchCase("matmul", (m, k), (k, n), matrix, _matmul),
+        BenchCase("mul", vector, vector, vector, _mul),
+        BenchCase("mul_ring", vector, vector, vector, _mul_ring),
+        BenchCase("reveal", vector, vector, vector, _reveal),
     ]
 
 
-def measure(impl: str, profile_name: str, case: Case, repetitions: int) -> Benchmark:
+def measure(impl: str, profile_name: str, case: BenchCase, repetitions: int) -> Benchmark:
     """Run ``case`` ``repetitions`` times; report the median time and one run's traffic."""
     profile = get_profile(profile_name)
     arithmetic: Any = fast.arithmetic if impl == "fast" else refimpl.arithmetic

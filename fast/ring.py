@@ -64,10 +64,15 @@ def wraps_natively(ring: Ring) -> bool:
     return ring.modulus in (1 << 32, 1 << 64)
 
 
+def _result(a: Array, b: Array) -> Array:
+    """An output array for a binary operation (keeps 0-d operands arrays, never numpy scalars)."""
+    return np.empty(np.broadcast_shapes(np.shape(a), np.shape(b)), dtype=np.result_type(a, b))
+
+
 def ring_add(ring: Ring, a: Array, b: Array) -> Array:
     """a + b in ``ring``."""
     if wraps_natively(ring):
-        return a + b
+        return np.add(a, b, out=_result(a, b))
     if ring.modulus == 2:
         return a ^ b
     return ((a.astype(np.int16) + b) % ring.modulus).astype(np.uint8)
@@ -76,7 +81,7 @@ def ring_add(ring: Ring, a: Array, b: Array) -> Array:
 def ring_sub(ring: Ring, a: Array, b: Array) -> Array:
     """a - b in ``ring``."""
     if wraps_natively(ring):
-        return a - b
+        return np.subtract(a, b, out=_result(a, b))
     if ring.modulus == 2:
         return a ^ b
     return ((a.astype(np.int16) - b) % ring.modulus).astype(np.uint8)
@@ -85,7 +90,7 @@ def ring_sub(ring: Ring, a: Array, b: Array) -> Array:
 def ring_mul(ring: Ring, a: Array, b: Array) -> Array:
     """a * b in ``ring`` (elementwise)."""
     if wraps_natively(ring):
-        return a * b
+        return np.multiply(a, b, out=_result(a, b))
     if ring.modulus == 2:
         return a & b
     return ((a.astype(np.int32) * b) % ring.modulus).astype(np.uint8)
@@ -94,7 +99,7 @@ def ring_mul(ring: Ring, a: Array, b: Array) -> Array:
 def ring_neg(ring: Ring, a: Array) -> Array:
     """-a in ``ring``."""
     if wraps_natively(ring):
-        return np.negative(a)
+        return np.negative(a, out=np.empty_like(a))
     if ring.modulus == 2:
         return a.copy()
     return ((ring.modulus - a.astype(np.int16)) % ring.modulus).astype(np.uint8)

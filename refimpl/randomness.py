@@ -56,6 +56,7 @@ class KeyStream:
     counter: int = 0
 
     def draw_bytes(self, label: str, length: int) -> bytes:
+        """§3.1 PRG: ``length`` bytes for (key, counter, label), then advance the counter."""
         data = prg_bytes(self.key, self.counter, label, length)
         self.counter += 1
         return data

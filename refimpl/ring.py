@@ -11,14 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 PRIME = 67
+"""§2.1 Rings: the prime p of Z_p."""
 
 
 class FixedPointRangeError(ValueError):
-    """A value cannot be encoded in, or is outside the safe range of, a profile."""
+    """§2.3 Fixed-point encoding: a value cannot be encoded in, or is outside the safe range of, a profile."""
 
 
 class ProfileError(ValueError):
-    """An unknown or inconsistent parameter profile."""
+    """§2.4 Parameter profiles: an unknown or inconsistent parameter profile."""
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,12 @@ class Ring:
 
     @property
     def is_power_of_two(self) -> bool:
+        """§2.1 Rings: True for Z_2^l and Z_2."""
         return self.modulus & (self.modulus - 1) == 0
 
     @property
     def bits(self) -> int:
-        """l for Z_2^l (1 for Z_2); the bit length of p - 1 for Z_p."""
+        """§2.1 Rings: l for Z_2^l (1 for Z_2); the bit length of p - 1 for Z_p."""
         return (self.modulus - 1).bit_length()
 
     @property
@@ -63,6 +65,7 @@ def prime_field(prime: int = PRIME) -> Ring:
 
 
 BINARY = Ring("Z2", 2)
+"""§2.1 Rings: the ring Z_2 of bits."""
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,12 @@ class Profile:
 
     @property
     def ring(self) -> Ring:
+        """§2.4 Parameter profiles: the ring Z_2^l of the profile."""
         return arithmetic_ring(self.ring_bits)
 
     @property
     def field(self) -> Ring:
+        """§2.4 Parameter profiles: the field Z_p of the profile."""
         return prime_field(self.prime)
 
 
@@ -87,6 +92,7 @@ PROFILES: dict[str, Profile] = {
     "paper": Profile("paper", 32, 11, PRIME),
     "wide": Profile("wide", 64, 16, PRIME),
 }
+"""§2.4 Parameter profiles: the profiles by name."""
 
 
 def get_profile(name: str) -> Profile:
@@ -140,7 +146,7 @@ def decode_fixed(profile: Profile, values: Sequence[int]) -> list[float]:
 
 
 class ShapeError(ValueError):
-    """Operands whose shapes, rings or lengths do not fit together."""
+    """§2.5 Party indexing and replicated shares: operands whose shapes, rings or lengths mismatch."""
 
 
 def element_count(shape: tuple[int, ...]) -> int:

@@ -10,7 +10,7 @@ from refimpl.transport import COMPUTING_PARTIES, PartyContext, recv_elements, se
 
 
 class ShareConsistencyError(ValueError):
-    """Two parties hold different values for the same share component."""
+    """§4.5 Checked reveal: two parties hold different values for the same share component."""
 
 
 def following(party: int) -> int:

@@ -26,11 +26,11 @@ Result = TypeVar("Result")
 
 
 class ProtocolAbort(RuntimeError):
-    """A party stopped the protocol: a peer failed, disconnected or timed out."""
+    """§12.1 Channels: a party stopped the protocol: a peer failed, disconnected or timed out."""
 
 
 class WireFormatError(ValueError):
-    """A message has the wrong length or the wrong step label."""
+    """§12.2 Wire encoding: a message has the wrong length or the wrong step label."""
 
 
 @dataclass
@@ -67,8 +67,12 @@ class Envelope:
     payload: bytes
 
 
+ABORT_SIGNAL = Envelope("", 0, b"")
+"""Put into every queue on abort so that a waiting receiver wakes at once (never sent by a party)."""
+
+
 class Network:
-    """In-memory channels between ``parties`` parties, one FIFO queue per direction."""
+    """§12.5 In-process runtime: in-memory channels between ``parties`` parties, a FIFO per direction."""
 
     def __init__(self, parties: int, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         self.parties = parties
@@ -84,10 +88,13 @@ class Network:
         self.barrier = threading.Barrier(parties)
 
     def abort(self, reason: str) -> None:
+        """§12.1 Channels: stop every party: set the flag, break the barrier, wake every receiver."""
         if not self.aborted.is_set():
             self.abort_reason = reason
             self.aborted.set()
             self.barrier.abort()
+            for channel in self.queues.values():
+                channel.put(ABORT_SIGNAL)
 
 
 class PartyContext:
@@ -113,10 +120,12 @@ class PartyContext:
 
     @property
     def ring(self) -> Ring:
+        """§2.4 Parameter profiles: the profile's ring Z_2^l."""
         return self.profile.ring
 
     @property
     def is_computing_party(self) -> bool:
+        """§1 Overview: True for P0, P1 and P2."""
         return self.party < COMPUTING_PARTIES
 
     def send(self, to: int, step: str, payload: bytes) -> None:
@@ -139,6 +148,8 @@ class PartyContext:
             self._check_not_aborted(step)
             try:
                 envelope = channel.get(timeout=0.05)
+                if envelope is ABORT_SIGNAL:
+                    continue
                 break
             except queue.Empty:
                 if time.monotonic() > deadline:
@@ -159,7 +170,7 @@ class PartyContext:
         return envelope.payload
 
     def barrier(self) -> None:
-        """Synchronise all simulated parties (for benchmarks only; never counted)."""
+        """§12.5 In-process runtime: synchronise all simulated parties (benchmarks only; never counted)."""
         try:
             self.network.barrier.wait(timeout=self.network.timeout_seconds)
         except threading.BrokenBarrierError:
@@ -223,13 +234,14 @@ def recv_elements(ctx: PartyContext, frm: int, step: str, ring: Ring, count: int
 
 @dataclass
 class RunResult(Generic[Result]):
-    """The outputs and the accounting of one in-process run, indexed by party."""
+    """§12.5 In-process runtime: the outputs and the accounting of one run, indexed by party."""
 
     outputs: list[Result]
     stats: list[PartyStats]
 
     @property
     def rounds(self) -> int:
+        """§12.3 Rounds: the largest round clock over all parties."""
         return max(stats.rounds for stats in self.stats)
 
 
