@@ -1,8 +1,8 @@
 """Micro-benchmarks (`nox -s bench`): a readable table and, with ``--json PATH``, the JSON file.
 
-Every entry runs 3 computing parties as threads in one process and measures one operation
-between two barriers. Online figures exclude the offline phase, which has its own fields
-(none of the chapter 2-5 protocols has an offline phase, so those are zero here).
+Every entry runs 3 computing parties as threads in one process. For each repetition the
+offline phase (the comparison material the operation consumes, §6) and then the operation
+itself (online) run between barriers; the table reports medians and one repetition's traffic.
 """
 
 from __future__ import annotations
@@ -15,19 +15,24 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from types import ModuleType
 from typing import Any
 
 import fast.arithmetic
-import fast.randomness
+import fast.comparison
+import fast.nonlinear
+import fast.preprocessing
+import fast.ring
 import fast.sharing
 import refimpl.arithmetic
-import refimpl.randomness
+import refimpl.comparison
+import refimpl.nonlinear
+import refimpl.preprocessing
+import refimpl.ring
 import refimpl.sharing
 from fast.tuning import keep_freed_memory
-from refimpl.ring import Profile, Share, get_profile
+from refimpl.ring import Profile, get_profile
 from refimpl.transport import PartyContext, run_parties
-
-Operation = Callable[[PartyContext, Any, Any], Any]
 
 
 @dataclass
@@ -48,96 +53,179 @@ class Benchmark:
 
 
 @dataclass(frozen=True)
+class Modules:
+    """One implementation's modules, by spec chapter."""
+
+    ring: ModuleType
+    sharing: ModuleType
+    arithmetic: ModuleType
+    preprocessing: ModuleType
+    comparison: ModuleType
+    nonlinear: ModuleType
+
+
+IMPLEMENTATIONS = {
+    "refimpl": Modules(
+        refimpl.ring,
+        refimpl.sharing,
+        refimpl.arithmetic,
+        refimpl.preprocessing,
+        refimpl.comparison,
+        refimpl.nonlinear,
+    ),
+    "fast": Modules(
+        fast.ring, fast.sharing, fast.arithmetic, fast.preprocessing, fast.comparison, fast.nonlinear
+    ),
+}
+
+Operation = Callable[[Modules, PartyContext, Any, Any, Any], Any]
+
+
+@dataclass(frozen=True)
 class BenchCase:
-    """An operation on two random shared operands of the given shapes."""
+    """An operation on shared fixed-point operands of the given shapes (values in [-4, 4))."""
 
     name: str
     left_shape: tuple[int, ...]
     right_shape: tuple[int, ...]
     reported_shape: tuple[int, ...]
-    run: Callable[[Any, Any, PartyContext, Any, Any, Profile], Any]
+    comparisons: int
+    run: Operation
 
 
-def _matmul(modules: Any, _sharing: Any, ctx: PartyContext, x: Any, y: Any, profile: Profile) -> Any:
-    return modules.matmul_truncate(ctx, x, y, profile.fractional_bits)
+def _f(profile: Profile) -> int:
+    return profile.fractional_bits
 
 
-def _mul(modules: Any, _sharing: Any, ctx: PartyContext, x: Any, y: Any, profile: Profile) -> Any:
-    return modules.mul_truncate(ctx, x, y, profile.fractional_bits)
-
-
-def _mul_ring(modules: Any, _sharing: Any, ctx: PartyContext, x: Any, y: Any, profile: Profile) -> Any:
-    return modules.mul(ctx, x, y)
-
-
-def _reveal(_modules: Any, sharing: Any, ctx: PartyContext, x: Any, _y: Any, profile: Profile) -> Any:
-    return sharing.reveal(ctx, x)
+CASES: dict[str, Callable[[tuple[int, int, int], tuple[int, ...], tuple[int, int]], BenchCase]] = {
+    "matmul": lambda m, v, t: BenchCase(
+        "matmul",
+        (m[0], m[1]),
+        (m[1], m[2]),
+        m,
+        0,
+        lambda i, c, x, y, p: i.arithmetic.matmul_truncate(c, x, y, _f(c.profile)),
+    ),
+    "mul": lambda m, v, t: BenchCase(
+        "mul", v, v, v, 0, lambda i, c, x, y, p: i.arithmetic.mul_truncate(c, x, y, _f(c.profile))
+    ),
+    "mul_ring": lambda m, v, t: BenchCase(
+        "mul_ring", v, v, v, 0, lambda i, c, x, y, p: i.arithmetic.mul(c, x, y)
+    ),
+    "reveal": lambda m, v, t: BenchCase("reveal", v, v, v, 0, lambda i, c, x, y, p: i.sharing.reveal(c, x)),
+    "relu": lambda m, v, t: BenchCase(
+        "relu", v, v, v, v[0], lambda i, c, x, y, p: i.comparison.relu(c, x, p)
+    ),
+    "drelu": lambda m, v, t: BenchCase(
+        "drelu", v, v, v, v[0], lambda i, c, x, y, p: i.comparison.drelu(c, x, p)
+    ),
+    "max": lambda m, v, t: BenchCase(
+        "max",
+        t,
+        t,
+        t,
+        refimpl.comparison.comparisons_for_max(t),
+        lambda i, c, x, y, p: i.comparison.maximum(c, x, p),
+    ),
+    "argmax": lambda m, v, t: BenchCase(
+        "argmax",
+        t,
+        t,
+        t,
+        refimpl.comparison.comparisons_for_max(t),
+        lambda i, c, x, y, p: i.comparison.argmax(c, x, p),
+    ),
+    "softmax": lambda m, v, t: BenchCase(
+        "softmax",
+        t,
+        t,
+        t,
+        refimpl.nonlinear.comparisons_for_softmax(t),
+        lambda i, c, x, y, p: i.nonlinear.softmax(c, x, p),
+    ),
+}
 
 
 def cases(impl: str, quick: bool) -> list[BenchCase]:
-    """The benchmark cases: the issue's shapes for fast, small shapes for refimpl."""
+    """The benchmark cases: the issues' shapes for fast, small shapes for refimpl."""
     if impl == "fast" and not quick:
-        matrix, vector = (128, 784, 128), (16384,)
+        matrix, vector, table = (128, 784, 128), (16384,), (128, 10)
     else:
-        matrix, vector = (8, 16, 8), (256,)
-    m, k, n = matrix
-    return [
-        BenchCase("matmul", (m, k), (k, n), matrix, _matmul),
-        BenchCase("mul", vector, vector, vector, _mul),
-        BenchCase("mul_ring", vector, vector, vector, _mul_ring),
-        BenchCase("reveal", vector, vector, vector, _reveal),
-    ]
+        matrix, vector, table = (8, 16, 8), (256,), (4, 10)
+    return [make(matrix, vector, table) for make in CASES.values()]
+
+
+def _operand(modules: Modules, ctx: PartyContext, profile: Profile, shape: tuple[int, ...], seed: int) -> Any:
+    """A sharing (input by P0) of fixed-point values in [-4, 4) drawn from a pinned generator."""
+    count = refimpl.ring.element_count(shape)
+    generator = __import__("random").Random(seed)
+    values = None
+    if ctx.party == 0:
+        encoded = refimpl.ring.encode_fixed(profile, [generator.uniform(-4.0, 4.0) for _ in range(count)])
+        values = encoded if modules is IMPLEMENTATIONS["refimpl"] else _as_array(encoded, profile, shape)
+    return modules.sharing.share_input(ctx, profile.ring, 0, values, shape)
+
+
+def _as_array(values: list[int], profile: Profile, shape: tuple[int, ...]) -> Any:
+    import numpy as np
+
+    return np.array(values, dtype=fast.ring.dtype_of(profile.ring)).reshape(shape)
 
 
 def measure(impl: str, profile_name: str, case: BenchCase, repetitions: int) -> Benchmark:
-    """Run ``case`` ``repetitions`` times; report the median time and one run's traffic."""
+    """Run ``case`` ``repetitions`` times (offline, then online); report medians and one run's traffic."""
     profile = get_profile(profile_name)
-    arithmetic: Any = fast.arithmetic if impl == "fast" else refimpl.arithmetic
-    sharing: Any = fast.sharing if impl == "fast" else refimpl.sharing
-    randomness: Any = fast.randomness if impl == "fast" else refimpl.randomness
+    modules = IMPLEMENTATIONS[impl]
 
-    def program(ctx: PartyContext) -> list[tuple[float, int, int]]:
-        x: Share = randomness.prss_share(ctx, profile.ring, case.left_shape)
-        y: Share = randomness.prss_share(ctx, profile.ring, case.right_shape)
+    def program(ctx: PartyContext) -> list[tuple[float, int, int, float, int, int]]:
+        x = _operand(modules, ctx, profile, case.left_shape, 1)
+        y = _operand(modules, ctx, profile, case.right_shape, 2)
         samples = []
         for _ in range(repetitions):
             ctx.barrier()
-            sent_before, clock_before = ctx.stats.bytes_sent, ctx.stats.rounds
-            start = time.perf_counter()
-            case.run(arithmetic, sharing, ctx, x, y, profile)
+            sent, clock, start = ctx.stats.bytes_sent, ctx.stats.rounds, time.perf_counter()
+            pool = (
+                modules.preprocessing.generate_comparison_pool(ctx, profile, case.comparisons)
+                if case.comparisons
+                else None
+            )
             ctx.barrier()
-            elapsed = time.perf_counter() - start
-            samples.append((elapsed, ctx.stats.bytes_sent - sent_before, clock_before))
+            offline = (time.perf_counter() - start, ctx.stats.bytes_sent - sent, clock)
+            sent, clock, start = ctx.stats.bytes_sent, ctx.stats.rounds, time.perf_counter()
+            case.run(modules, ctx, x, y, pool)
+            ctx.barrier()
+            samples.append((time.perf_counter() - start, ctx.stats.bytes_sent - sent, clock, *offline))
         ctx.barrier()
         return samples
 
     result = run_parties(program, profile=profile, seed=b"benchmark")
     per_party = result.outputs
-    seconds = statistics.median(sample[0] for sample in per_party[0])
-    sent = [samples[-1][1] for samples in per_party]
-    last_start = max(samples[-1][2] for samples in per_party)
-    rounds = result.rounds - last_start
+    last = [samples[-1] for samples in per_party]
+    online_start = max(sample[2] for sample in last)
+    offline_start = max(sample[5] for sample in last)
     return Benchmark(
-        case.name,
-        impl,
-        profile_name,
-        list(case.reported_shape),
-        seconds,
-        0.0,
-        sent,
-        rounds,
-        [0, 0, 0],
-        0,
-        repetitions,
+        name=case.name,
+        impl=impl,
+        profile=profile_name,
+        shape=list(case.reported_shape),
+        online_seconds=statistics.median(sample[0] for sample in per_party[0]),
+        offline_seconds=statistics.median(sample[3] for sample in per_party[0]),
+        bytes_sent_per_party=[sample[1] for sample in last],
+        rounds=result.rounds - online_start,
+        offline_bytes_sent_per_party=[sample[4] for sample in last],
+        offline_rounds=online_start - offline_start,
+        repetitions=repetitions,
     )
 
 
-def run_all(quick: bool, repetitions: int) -> list[Benchmark]:
+def run_all(quick: bool, repetitions: int, names: set[str] | None = None) -> list[Benchmark]:
     """Every case for fast on both profiles and for refimpl on small shapes."""
     results = []
     for impl in ("fast", "refimpl"):
         for profile_name in ("paper", "wide"):
             for case in cases(impl, quick):
+                if names and case.name not in names:
+                    continue
                 count = repetitions if impl == "fast" else max(1, repetitions // 5)
                 results.append(measure(impl, profile_name, case, count))
     return results
@@ -146,15 +234,16 @@ def run_all(quick: bool, repetitions: int) -> list[Benchmark]:
 def table(results: list[Benchmark]) -> str:
     """A readable table of the results."""
     header = (
-        f"{'name':<9} {'impl':<8} {'profile':<7} {'shape':<14} {'online ms':>10} {'rounds':>6}"
-        "  bytes sent per party"
+        f"{'name':<9} {'impl':<8} {'profile':<7} {'shape':<12} {'online ms':>10} {'rounds':>6}"
+        f" {'offline ms':>10} {'off rnds':>8}  bytes sent per party (online | offline)"
     )
     lines = [header, "-" * len(header)]
     for row in results:
         shape = "x".join(str(d) for d in row.shape)
         lines.append(
-            f"{row.name:<9} {row.impl:<8} {row.profile:<7} {shape:<14} {row.online_seconds * 1e3:>10.3f} "
-            f"{row.rounds:>6}  {row.bytes_sent_per_party}"
+            f"{row.name:<9} {row.impl:<8} {row.profile:<7} {shape:<12} {row.online_seconds * 1e3:>10.3f} "
+            f"{row.rounds:>6} {row.offline_seconds * 1e3:>10.3f} {row.offline_rounds:>8}  "
+            f"{row.bytes_sent_per_party} | {row.offline_bytes_sent_per_party}"
         )
     return "\n".join(lines)
 
@@ -164,11 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--repetitions", type=int, default=25, help="timed runs per fast entry (default 25)")
     parser.add_argument("--quick", action="store_true", help="small shapes everywhere (smoke test)")
+    parser.add_argument("--only", action="append", metavar="NAME", help="run only these entries (repeatable)")
     arguments = parser.parse_args(argv)
     keep_freed_memory()
     if os.environ.get("OPENBLAS_NUM_THREADS") != "1":
         print("note: set OPENBLAS_NUM_THREADS=1 (nox -s bench does) for the 3-party figures", file=sys.stderr)
-    results = run_all(arguments.quick, arguments.repetitions)
+    results = run_all(arguments.quick, arguments.repetitions, set(arguments.only) if arguments.only else None)
     print(table(results))
     if arguments.json:
         with open(arguments.json, "w", encoding="utf-8") as handle:

@@ -41,6 +41,8 @@ __all__ = [
     "mul",
     "mul_truncate",
     "reshare",
+    "reshare_receive",
+    "reshare_send",
     "ring_matmul",
     "shift_a",
     "shift_b",
@@ -134,15 +136,25 @@ def local_matrix_products(x: Share, y: Share) -> Array:
     return ring_matmul(ring, left, right)
 
 
-def reshare(ctx: PartyContext, ring: Ring, products: Array, shape: tuple[int, ...]) -> Share:
-    """§5.1 Multiplication, step 2: z_i = t_i + alpha_i, sent to P_{i-1}; P_i holds (z_i, z_{i+1})."""
+def reshare_send(ctx: PartyContext, ring: Ring, products: Array, shape: tuple[int, ...]) -> Array:
+    """§5.1 Multiplication, step 2a: z_i = t_i + alpha_i, sent to P_{i-1}; returns z_i."""
     shape = tuple(shape)
-    count = element_count(shape)
-    alpha = zero_share(ctx, ring, count).reshape(shape)
+    alpha = zero_share(ctx, ring, element_count(shape)).reshape(shape)
     masked = ring_add(ring, products.reshape(shape), alpha)
     send_elements(ctx, preceding(ctx.party), "reshare", ring, masked)
-    received = recv_elements(ctx, following(ctx.party), "reshare", ring, count).reshape(shape)
-    return Share(ring, shape, masked, received)
+    return masked
+
+
+def reshare_receive(ctx: PartyContext, ring: Ring, masked: Array, shape: tuple[int, ...]) -> Share:
+    """§5.1 Multiplication, step 2b: receive z_{i+1} from P_{i+1}; P_i holds (z_i, z_{i+1})."""
+    shape = tuple(shape)
+    received = recv_elements(ctx, following(ctx.party), "reshare", ring, element_count(shape)).reshape(shape)
+    return Share(ring, shape, masked.reshape(shape), received)
+
+
+def reshare(ctx: PartyContext, ring: Ring, products: Array, shape: tuple[int, ...]) -> Share:
+    """§5.1 Multiplication, step 2: z_i = t_i + alpha_i, sent to P_{i-1}; P_i holds (z_i, z_{i+1})."""
+    return reshare_receive(ctx, ring, reshare_send(ctx, ring, products, shape), shape)
 
 
 def mul(ctx: PartyContext, x: Share, y: Share) -> Share:

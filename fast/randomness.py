@@ -7,6 +7,7 @@ implementations draw the same bytes in the same order.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from fast.ring import Array, Share, dtype_of, ring_sub
 from refimpl.randomness import (
@@ -28,9 +29,12 @@ __all__ = [
     "KEY_BYTES",
     "KeyStream",
     "PartyRandomness",
+    "accepted_bytes",
     "bytes_to_elements",
     "component_elements",
+    "draw_below",
     "draw_elements",
+    "draw_integers",
     "party_key",
     "party_randomness",
     "prg_bytes",
@@ -43,26 +47,56 @@ __all__ = [
 
 
 def bytes_to_elements(ring: Ring, data: bytes, count: int) -> Array:
-    """§3.2 Sampling ring elements: little-endian words, reduced into ``ring``.
-
-    Z_2^l takes l/8 bytes per element; Z_p takes 8 bytes reduced mod p (statistical
-    distance below 2^-57 from uniform); Z_2 takes the low bit of one byte.
-    """
-    width = sample_width(ring)
+    """§3.2 Sampling ring elements: Z_2^l from l/8 little-endian bytes; Z_2 from the low bit of a byte."""
+    sample_width(ring)
     if ring.modulus == 2:
         return np.frombuffer(data, dtype=np.uint8, count=count) & np.uint8(1)
-    if ring.is_power_of_two:
-        return np.frombuffer(data, dtype=np.dtype(dtype_of(ring)).newbyteorder("<"), count=count).astype(
-            dtype_of(ring)
-        )
-    words = np.frombuffer(data, dtype="<u8", count=count)
-    assert width == 8
-    return (words % np.uint64(ring.modulus)).astype(np.uint8)
+    wire = np.dtype(dtype_of(ring)).newbyteorder("<")
+    return np.frombuffer(data, dtype=wire, count=count).astype(dtype_of(ring))
+
+
+def accepted_bytes(key: bytes, counter: int, label: str, count: int, bound: int) -> NDArray[np.uint8]:
+    """§3.2 Sampling ring elements: the first ``count`` XOF bytes below the largest multiple of ``bound``.
+
+    The XOF output of (key, counter, label) is read as far as needed; each accepted byte b
+    yields b mod bound, exactly uniform in [0, bound).
+    """
+    if not 1 < bound <= 256:
+        raise ValueError(f"byte rejection sampling needs 1 < bound <= 256, got {bound}")
+    limit = 256 // bound * bound
+    length = count + count // 2 + 64
+    while True:
+        raw = np.frombuffer(prg_bytes(key, counter, label, length), dtype=np.uint8)
+        accepted = np.compress(raw < limit, raw) if limit < 256 else raw
+        if accepted.size >= count:
+            return accepted[:count] % np.uint8(bound)
+        length *= 2
 
 
 def draw_elements(stream: KeyStream, ring: Ring, label: str, count: int) -> Array:
-    """§3.2 Sampling ring elements: one draw of ``count`` elements from ``stream``."""
-    return bytes_to_elements(ring, stream.draw_bytes(label, count * sample_width(ring)), count)
+    """§3.2 Sampling ring elements: one draw of ``count`` elements from ``stream``.
+
+    Z_2^l and Z_2 read fixed-width words; Z_p takes accepted bytes (:func:`accepted_bytes`).
+    """
+    if ring.is_power_of_two:
+        return bytes_to_elements(ring, stream.draw_bytes(label, count * sample_width(ring)), count)
+    return draw_below(stream, label, count, ring.modulus)
+
+
+def draw_below(stream: KeyStream, label: str, count: int, bound: int) -> NDArray[np.uint8]:
+    """§3.2 Sampling ring elements: one draw of ``count`` integers uniform in [0, bound), bound <= 256."""
+    values = accepted_bytes(stream.key, stream.counter, label, count, bound)
+    stream.counter += 1
+    return values
+
+
+def draw_integers(stream: KeyStream, label: str, count: int, bound: int) -> NDArray[np.uint64]:
+    """§3.2 Sampling ring elements: one draw of ``count`` integers in [0, bound), 8-byte words mod bound.
+
+    The statistical distance from uniform is below bound / 2^64 per integer.
+    """
+    words = np.frombuffer(stream.draw_bytes(label, count * 8), dtype="<u8", count=count)
+    return words.astype(np.uint64) % np.uint64(bound)
 
 
 def private_elements(ctx: PartyContext, ring: Ring, label: str, count: int) -> Array:

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 from fast.randomness import component_elements, private_elements, zero_share
-from fast.ring import Array, Share, check_elements, dtype_of, reduce, ring_add, ring_mul, ring_neg, ring_sub
+from fast.ring import (
+    Array,
+    Share,
+    check_elements,
+    dtype_of,
+    reduce,
+    ring_add,
+    ring_mul,
+    ring_neg,
+    ring_sub,
+    wraps_natively,
+)
 from fast.transport import recv_elements, send_elements
 from refimpl.ring import Ring, ShapeError, element_count
 from refimpl.sharing import ShareConsistencyError, following, preceding
@@ -16,11 +29,14 @@ __all__ = [
     "ShareConsistencyError",
     "add",
     "add_public",
+    "concatenate",
     "deal_input",
     "following",
+    "gather",
     "mul_public",
     "neg",
     "preceding",
+    "public_share",
     "receive_input",
     "receive_revealed",
     "reveal",
@@ -28,6 +44,7 @@ __all__ = [
     "reveal_to",
     "share_input",
     "sub",
+    "sum_last_axis",
 ]
 
 
@@ -198,3 +215,51 @@ def mul_public(x: Share, constant: int | ArrayLike) -> Share:
     """§4.6 Linear operations: c * x, componentwise (c a scalar or one value per element)."""
     constants = _public_operand(x.ring, constant, x.shape)
     return Share(x.ring, x.shape, ring_mul(x.ring, x.first, constants), ring_mul(x.ring, x.second, constants))
+
+
+def gather(x: Share, indices: ArrayLike, shape: tuple[int, ...]) -> Share:
+    """§4.6 Linear operations: rearrange elements locally: element e of the output is x[indices[e]] (flat)."""
+    shape = tuple(shape)
+    positions = np.asarray(indices, dtype=np.intp).reshape(-1)
+    if positions.size != element_count(shape):
+        raise ShapeError(f"{positions.size} indices do not fill shape {shape}")
+    return Share(
+        x.ring,
+        shape,
+        x.first.reshape(-1)[positions].reshape(shape),
+        x.second.reshape(-1)[positions].reshape(shape),
+    )
+
+
+def concatenate(parts: Sequence[Share]) -> Share:
+    """§4.6 Linear operations: the flat concatenation of sharings in one ring, shape (total,)."""
+    ring = parts[0].ring
+    if any(part.ring != ring for part in parts):
+        raise ShapeError("cannot concatenate sharings of different rings")
+    first = np.concatenate([part.first.reshape(-1) for part in parts])
+    second = np.concatenate([part.second.reshape(-1) for part in parts])
+    return Share(ring, (first.size,), first, second)
+
+
+def public_share(ctx: PartyContext, ring: Ring, values: ArrayLike, shape: tuple[int, ...]) -> Share:
+    """§4.6 Linear operations: the sharing (c, 0, 0) of public values c, without communication."""
+    shape = tuple(shape)
+    zero = np.zeros(shape, dtype=dtype_of(ring))
+    return add_public(ctx, Share(ring, shape, zero, zero.copy()), values)
+
+
+def sum_last_axis(x: Share) -> Share:
+    """§4.6 Linear operations: the sum over the last axis, shape x.shape[:-1]."""
+    if not x.shape:
+        raise ShapeError("cannot sum over the last axis of a scalar sharing")
+    if wraps_natively(x.ring):
+        dtype = dtype_of(x.ring)
+        return Share(
+            x.ring, x.shape[:-1], x.first.sum(axis=-1, dtype=dtype), x.second.sum(axis=-1, dtype=dtype)
+        )
+
+    def sums(values: Array) -> Array:
+        totals: Array = (values.astype(np.int64).sum(axis=-1) % x.ring.modulus).astype(dtype_of(x.ring))
+        return totals
+
+    return Share(x.ring, x.shape[:-1], sums(x.first), sums(x.second))

@@ -54,14 +54,23 @@ def local_matrix_products(x: Share, y: Share) -> list[int]:
     return products
 
 
-def reshare(ctx: PartyContext, ring: Ring, products: Sequence[int], shape: tuple[int, ...]) -> Share:
-    """§5.1 Multiplication, step 2: z_i = t_i + alpha_i, sent to P_{i-1}; P_i holds (z_i, z_{i+1})."""
-    count = element_count(shape)
-    alpha = zero_share(ctx, ring, count)
+def reshare_send(ctx: PartyContext, ring: Ring, products: Sequence[int], shape: tuple[int, ...]) -> list[int]:
+    """§5.1 Multiplication, step 2a: z_i = t_i + alpha_i, sent to P_{i-1}; returns z_i."""
+    alpha = zero_share(ctx, ring, element_count(shape))
     masked = [(t + a) % ring.modulus for t, a in zip(products, alpha, strict=True)]
     send_elements(ctx, preceding(ctx.party), "reshare", ring, masked)
-    received = recv_elements(ctx, following(ctx.party), "reshare", ring, count)
-    return Share(ring, shape, masked, received)
+    return masked
+
+
+def reshare_receive(ctx: PartyContext, ring: Ring, masked: Sequence[int], shape: tuple[int, ...]) -> Share:
+    """§5.1 Multiplication, step 2b: receive z_{i+1} from P_{i+1}; P_i holds (z_i, z_{i+1})."""
+    received = recv_elements(ctx, following(ctx.party), "reshare", ring, element_count(shape))
+    return Share(ring, shape, list(masked), received)
+
+
+def reshare(ctx: PartyContext, ring: Ring, products: Sequence[int], shape: tuple[int, ...]) -> Share:
+    """§5.1 Multiplication, step 2: z_i = t_i + alpha_i, sent to P_{i-1}; P_i holds (z_i, z_{i+1})."""
+    return reshare_receive(ctx, ring, reshare_send(ctx, ring, products, shape), shape)
 
 
 def mul(ctx: PartyContext, x: Share, y: Share) -> Share:

@@ -27,25 +27,38 @@ def prg_bytes(key: bytes, counter: int, label: str, length: int) -> bytes:
 
 
 def sample_width(ring: Ring) -> int:
-    """§3.2 Sampling ring elements: PRG bytes consumed per element."""
+    """§3.2 Sampling ring elements: PRG bytes per element for Z_2^l and Z_2 (Z_p is rejection-sampled)."""
     if ring.modulus == 2:
         return 1
     if ring.is_power_of_two:
         return ring.bits // 8
-    return 8
+    raise ValueError(f"{ring.name} elements are rejection-sampled, see draw_below")
 
 
 def bytes_to_elements(ring: Ring, data: bytes, count: int) -> list[int]:
-    """§3.2 Sampling ring elements: little-endian words, reduced into ``ring``.
-
-    Z_2^l takes l/8 bytes per element; Z_p takes 8 bytes reduced mod p (statistical
-    distance below 2^-57 from uniform); Z_2 takes the low bit of one byte.
-    """
+    """§3.2 Sampling ring elements: Z_2^l from l/8 little-endian bytes; Z_2 from the low bit of a byte."""
     width = sample_width(ring)
     return [
         int.from_bytes(data[index * width : (index + 1) * width], "little") % ring.modulus
         for index in range(count)
     ]
+
+
+def accepted_bytes(key: bytes, counter: int, label: str, count: int, bound: int) -> list[int]:
+    """§3.2 Sampling ring elements: the first ``count`` XOF bytes below the largest multiple of ``bound``.
+
+    The XOF output of (key, counter, label) is read as far as needed; each accepted byte b
+    yields b mod bound, exactly uniform in [0, bound).
+    """
+    if not 1 < bound <= 256:
+        raise ValueError(f"byte rejection sampling needs 1 < bound <= 256, got {bound}")
+    limit = 256 // bound * bound
+    length = count + count // 2 + 64
+    while True:
+        accepted = [byte % bound for byte in prg_bytes(key, counter, label, length) if byte < limit]
+        if len(accepted) >= count:
+            return accepted[:count]
+        length *= 2
 
 
 @dataclass
@@ -63,8 +76,29 @@ class KeyStream:
 
 
 def draw_elements(stream: KeyStream, ring: Ring, label: str, count: int) -> list[int]:
-    """§3.2 Sampling ring elements: one draw of ``count`` elements from ``stream``."""
-    return bytes_to_elements(ring, stream.draw_bytes(label, count * sample_width(ring)), count)
+    """§3.2 Sampling ring elements: one draw of ``count`` elements from ``stream``.
+
+    Z_2^l and Z_2 read fixed-width words; Z_p takes accepted bytes (:func:`accepted_bytes`).
+    """
+    if ring.is_power_of_two:
+        return bytes_to_elements(ring, stream.draw_bytes(label, count * sample_width(ring)), count)
+    return draw_below(stream, label, count, ring.modulus)
+
+
+def draw_below(stream: KeyStream, label: str, count: int, bound: int) -> list[int]:
+    """§3.2 Sampling ring elements: one draw of ``count`` integers uniform in [0, bound), bound <= 256."""
+    values = accepted_bytes(stream.key, stream.counter, label, count, bound)
+    stream.counter += 1
+    return values
+
+
+def draw_integers(stream: KeyStream, label: str, count: int, bound: int) -> list[int]:
+    """§3.2 Sampling ring elements: one draw of ``count`` integers in [0, bound), 8-byte words mod bound.
+
+    The statistical distance from uniform is below bound / 2^64 per integer.
+    """
+    data = stream.draw_bytes(label, count * 8)
+    return [int.from_bytes(data[index * 8 : (index + 1) * 8], "little") % bound for index in range(count)]
 
 
 @dataclass

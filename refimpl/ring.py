@@ -70,12 +70,13 @@ BINARY = Ring("Z2", 2)
 
 @dataclass(frozen=True)
 class Profile:
-    """§2.4 Parameter profiles: ring bits l, fractional bits f and prime p."""
+    """§2.4 Parameter profiles: ring bits l, fractional bits f, prime p and comparison bits k."""
 
     name: str
     ring_bits: int
     fractional_bits: int
     prime: int
+    comparison_bits: int
 
     @property
     def ring(self) -> Ring:
@@ -89,8 +90,8 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "paper": Profile("paper", 32, 11, PRIME),
-    "wide": Profile("wide", 64, 16, PRIME),
+    "paper": Profile("paper", 32, 11, PRIME, 31),
+    "wide": Profile("wide", 64, 16, PRIME, 47),
 }
 """§2.4 Parameter profiles: the profiles by name."""
 

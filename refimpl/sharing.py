@@ -197,3 +197,40 @@ def mul_public(x: Share, constant: int | Sequence[int]) -> Share:
     first = [(a * c) % modulus for a, c in zip(x.first, constants, strict=True)]
     second = [(a * c) % modulus for a, c in zip(x.second, constants, strict=True)]
     return Share(x.ring, x.shape, first, second)
+
+
+def gather(x: Share, indices: Sequence[int], shape: tuple[int, ...]) -> Share:
+    """§4.6 Linear operations: rearrange elements locally: element e of the output is x[indices[e]] (flat)."""
+    if len(indices) != element_count(shape):
+        raise ShapeError(f"{len(indices)} indices do not fill shape {shape}")
+    return Share(x.ring, shape, [x.first[i] for i in indices], [x.second[i] for i in indices])
+
+
+def concatenate(parts: Sequence[Share]) -> Share:
+    """§4.6 Linear operations: the flat concatenation of sharings in one ring, shape (total,)."""
+    ring = parts[0].ring
+    if any(part.ring != ring for part in parts):
+        raise ShapeError("cannot concatenate sharings of different rings")
+    first = [value for part in parts for value in part.first]
+    second = [value for part in parts for value in part.second]
+    return Share(ring, (len(first),), first, second)
+
+
+def public_share(ctx: PartyContext, ring: Ring, values: Sequence[int], shape: tuple[int, ...]) -> Share:
+    """§4.6 Linear operations: the sharing (c, 0, 0) of public values c, without communication."""
+    zero = [0] * element_count(shape)
+    return add_public(ctx, Share(ring, shape, zero, list(zero)), values)
+
+
+def sum_last_axis(x: Share) -> Share:
+    """§4.6 Linear operations: the sum over the last axis, shape x.shape[:-1]."""
+    if not x.shape:
+        raise ShapeError("cannot sum over the last axis of a scalar sharing")
+    width = x.shape[-1]
+    rows = element_count(x.shape) // width if width else 0
+    modulus = x.ring.modulus
+
+    def sums(values: list[int]) -> list[int]:
+        return [sum(values[row * width : (row + 1) * width]) % modulus for row in range(rows)]
+
+    return Share(x.ring, x.shape[:-1], sums(x.first), sums(x.second))
