@@ -69,13 +69,33 @@ def _result(a: Array, b: Array) -> Array:
     return np.empty(np.broadcast_shapes(np.shape(a), np.shape(b)), dtype=np.result_type(a, b))
 
 
+def _reduce_once(ring: Ring, values: Array) -> Array:
+    """values - p where values >= p, for uint8 values below 2p (at most 2 * 66 + 1 here)."""
+    values -= np.uint8(ring.modulus) * (values >= ring.modulus)
+    return values
+
+
+PRODUCT_TABLES: dict[int, NDArray[np.uint8]] = {}
+
+
+def _product_table(modulus: int) -> NDArray[np.uint8]:
+    """(a * b) mod p for all a, b in [0, p), flattened with index a * p + b."""
+    table = PRODUCT_TABLES.get(modulus)
+    if table is None:
+        residues = np.arange(modulus, dtype=np.int64)
+        table = PRODUCT_TABLES.setdefault(
+            modulus, (np.outer(residues, residues) % modulus).astype(np.uint8).ravel()
+        )
+    return table
+
+
 def ring_add(ring: Ring, a: Array, b: Array) -> Array:
     """a + b in ``ring``."""
     if wraps_natively(ring):
         return np.add(a, b, out=_result(a, b))
     if ring.modulus == 2:
         return a ^ b
-    return ((a.astype(np.int16) + b) % ring.modulus).astype(np.uint8)
+    return _reduce_once(ring, np.add(a, b, out=_result(a, b)))
 
 
 def ring_sub(ring: Ring, a: Array, b: Array) -> Array:
@@ -84,7 +104,7 @@ def ring_sub(ring: Ring, a: Array, b: Array) -> Array:
         return np.subtract(a, b, out=_result(a, b))
     if ring.modulus == 2:
         return a ^ b
-    return ((a.astype(np.int16) - b) % ring.modulus).astype(np.uint8)
+    return _reduce_once(ring, np.add(a, np.uint8(ring.modulus) - b, out=_result(a, b)))
 
 
 def ring_mul(ring: Ring, a: Array, b: Array) -> Array:
@@ -93,7 +113,10 @@ def ring_mul(ring: Ring, a: Array, b: Array) -> Array:
         return np.multiply(a, b, out=_result(a, b))
     if ring.modulus == 2:
         return a & b
-    return ((a.astype(np.int32) * b) % ring.modulus).astype(np.uint8)
+    index = np.multiply(a, ring.modulus, dtype=np.intp) + b
+    product = np.empty(np.shape(index), dtype=np.uint8)
+    np.take(_product_table(ring.modulus), index, out=product)
+    return product
 
 
 def ring_neg(ring: Ring, a: Array) -> Array:
@@ -102,7 +125,7 @@ def ring_neg(ring: Ring, a: Array) -> Array:
         return np.negative(a, out=np.empty_like(a))
     if ring.modulus == 2:
         return a.copy()
-    return ((ring.modulus - a.astype(np.int16)) % ring.modulus).astype(np.uint8)
+    return _reduce_once(ring, np.subtract(np.uint8(ring.modulus), a, out=np.empty_like(a)))
 
 
 def reduce(ring: Ring, values: ArrayLike) -> Array:
