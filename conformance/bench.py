@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -30,7 +28,7 @@ import refimpl.nonlinear
 import refimpl.preprocessing
 import refimpl.ring
 import refimpl.sharing
-from fast.tuning import keep_freed_memory
+from fast.tuning import keep_freed_memory, one_blas_thread_per_party
 from refimpl.ring import Profile, get_profile
 from refimpl.transport import PartyContext, run_parties
 
@@ -256,9 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", metavar="NAME", help="run only these entries (repeatable)")
     arguments = parser.parse_args(argv)
     keep_freed_memory()
-    if os.environ.get("OPENBLAS_NUM_THREADS") != "1":
-        print("note: set OPENBLAS_NUM_THREADS=1 (nox -s bench does) for the 3-party figures", file=sys.stderr)
-    results = run_all(arguments.quick, arguments.repetitions, set(arguments.only) if arguments.only else None)
+    with one_blas_thread_per_party():
+        results = run_all(
+            arguments.quick, arguments.repetitions, set(arguments.only) if arguments.only else None
+        )
     print(table(results))
     if arguments.json:
         with open(arguments.json, "w", encoding="utf-8") as handle:

@@ -1,9 +1,10 @@
 """The ``mpbadnet`` command.
 
-``mpbadnet demo`` runs a short demonstration of secure arithmetic: a data holder
+``mpbadnet demo`` runs a short demonstration of secure computation: a data holder
 secret-shares fixed-point matrices to P0, P1 and P2, which multiply them (elementwise and as
-matrices, with truncation) and reveal the results; it prints what was computed, the error
-against float64, and what it cost per party.
+matrices, with truncation), apply ReLU and a softmax over ten columns after a dealer-free
+offline phase, and reveal the results; it prints what was computed, the error against float64,
+and what each phase cost per party.
 """
 
 from __future__ import annotations
@@ -11,30 +12,55 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from fast import arithmetic, sharing
-from fast.ring import decode_fixed, encode_fixed, get_profile
-from fast.tuning import keep_freed_memory
+from fast import arithmetic, comparison, nonlinear, preprocessing, sharing
+from fast.ring import Share, decode_fixed, encode_fixed, get_profile
+from fast.tuning import keep_freed_memory, one_blas_thread_per_party
 from refimpl.ring import PROFILES, Profile
 from refimpl.transport import PartyContext, run_parties
 
 DATA_HOLDER = 3
+SOFTMAX_COLUMNS = 10
 Matrix = NDArray[np.float64]
 
 
 @dataclass
-class DemoOutcome:
-    """What one computing party revealed, what the secure part cost it, and how long it took."""
+class Cost:
+    """What one phase cost one computing party."""
 
-    elementwise: Matrix
-    product: Matrix
     seconds: float
     bytes_sent: int
     rounds: int
+
+
+@dataclass
+class DemoOutcome:
+    """What one computing party revealed, and what each phase cost it."""
+
+    revealed: dict[str, Matrix] = field(default_factory=dict)
+    costs: dict[str, Cost] = field(default_factory=dict)
+
+
+class Meter:
+    """Measures a phase between two barriers: time, bytes this party sent, rounds."""
+
+    def __init__(self, ctx: PartyContext, outcome: DemoOutcome, phase: str) -> None:
+        self.ctx, self.outcome, self.phase = ctx, outcome, phase
+
+    def __enter__(self) -> None:
+        self.ctx.barrier()
+        self.start = (time.perf_counter(), self.ctx.stats.bytes_sent, self.ctx.stats.rounds)
+
+    def __exit__(self, *_: object) -> None:
+        self.ctx.barrier()
+        seconds, sent, rounds = self.start
+        stats = self.ctx.stats
+        cost = Cost(time.perf_counter() - seconds, stats.bytes_sent - sent, stats.rounds - rounds)
+        self.outcome.costs[self.phase] = cost
 
 
 def demo_inputs(rows: int, inner: int, columns: int, seed: int) -> tuple[Matrix, Matrix, Matrix]:
@@ -46,95 +72,50 @@ def demo_inputs(rows: int, inner: int, columns: int, seed: int) -> tuple[Matrix,
     return left, other, right
 
 
+def _first_columns(x: Share, count: int) -> Share:
+    rows, columns = x.shape
+    indices = [row * columns + column for row in range(rows) for column in range(count)]
+    return sharing.gather(x, indices, (rows, count))
+
+
 def demo_program(
     profile: Profile, inputs: tuple[Matrix, Matrix, Matrix]
 ) -> Callable[[PartyContext], DemoOutcome | None]:
-    """The SPMD program: the data holder deals; P0..P2 multiply and reveal."""
-    ring = profile.ring
+    """The SPMD program: the data holder deals; P0..P2 compute, measure and reveal."""
+    ring, f = profile.ring, profile.fractional_bits
     shapes = [tuple(array.shape) for array in inputs]
+    rows, columns = inputs[0].shape[0], inputs[2].shape[1]
+    logits_shape = (rows, min(SOFTMAX_COLUMNS, columns))
 
     def program(ctx: PartyContext) -> DemoOutcome | None:
         if ctx.party == DATA_HOLDER:
             for array, shape in zip(inputs, shapes, strict=True):
                 sharing.deal_input(ctx, ring, encode_fixed(profile, array), shape)
-            ctx.barrier()
+            for _ in range(6):
+                ctx.barrier()
             return None
         left, other, right = (sharing.receive_input(ctx, ring, DATA_HOLDER, shape) for shape in shapes)
-        ctx.barrier()
-        sent_before, rounds_before = ctx.stats.bytes_sent, ctx.stats.rounds
-        start = time.perf_counter()
-        elementwise = arithmetic.mul_truncate(ctx, left, other, profile.fractional_bits)
-        product = arithmetic.matmul_truncate(ctx, left, right, profile.fractional_bits)
-        opened = [decode_fixed(profile, sharing.reveal(ctx, share)) for share in (elementwise, product)]
-        seconds = time.perf_counter() - start
-        return DemoOutcome(
-            opened[0],
-            opened[1],
-            seconds,
-            ctx.stats.bytes_sent - sent_before,
-            ctx.stats.rounds - rounds_before,
-        )
+        outcome = DemoOutcome()
+        with Meter(ctx, outcome, "multiplications"):
+            elementwise = arithmetic.mul_truncate(ctx, left, other, f)
+            product = arithmetic.matmul_truncate(ctx, left, right, f)
+        with Meter(ctx, outcome, "offline phase"):
+            needed = rows * columns + nonlinear.comparisons_for_softmax(logits_shape)
+            pool = preprocessing.generate_comparison_pool(ctx, profile, needed)
+        with Meter(ctx, outcome, "relu and softmax"):
+            rectified = comparison.relu(ctx, product, pool)
+            probabilities = nonlinear.softmax(ctx, _first_columns(product, logits_shape[1]), pool)
+        results = {
+            "elementwise": elementwise,
+            "product": product,
+            "relu": rectified,
+            "softmax": probabilities,
+        }
+        for name, share in results.items():
+            outcome.revealed[name] = decode_fixed(profile, sharing.reveal(ctx, share))
+        return outcome
 
     return program
-
-
-def run_demo(profile_name: str, rows: int, inner: int, columns: int, seed: int | None) -> int:
-    """Run the demonstration and print its results; 0 when the errors are within the bound."""
-    keep_freed_memory()
-    profile = get_profile(profile_name)
-    inputs = demo_inputs(rows, inner, columns, 0 if seed is None else seed)
-    key_seed = None if seed is None else seed.to_bytes(8, "little")
-    result = run_parties(demo_program(profile, inputs), parties=4, profile=profile, seed=key_seed)
-    outcomes = [outcome for outcome in result.outputs if outcome is not None]
-    left, other, right = inputs
-    checks = [
-        (
-            "X * X' (elementwise)",
-            outcomes[0].elementwise,
-            left * other,
-            1,
-            float(np.max(np.abs(left)) + np.max(np.abs(other))),
-        ),
-        (
-            "X @ Y (matrix product)",
-            outcomes[0].product,
-            left @ right,
-            inner,
-            float(np.max(np.abs(left)) + np.max(np.abs(right))),
-        ),
-    ]
-    print(
-        f"MP-BADNet secure arithmetic demo, profile {profile.name} "
-        f"(l = {profile.ring_bits}, f = {profile.fractional_bits}); keys: "
-        f"{'from the OS' if seed is None else f'pinned by seed {seed}'}"
-    )
-    print(
-        f"a data holder shared X ({rows}x{inner}), X' ({rows}x{inner}) and Y ({inner}x{columns})"
-        " with P0, P1, P2"
-    )
-    plausible = True
-    for name, secure, exact, terms, magnitude in checks:
-        bound = product_error_bound(profile, terms, magnitude)
-        error = np.abs(secure - exact)
-        failures = int(np.count_nonzero(error > bound))
-        expected = expected_truncation_failures(profile, exact)
-        plausible &= failures <= expected + 6.0 * expected**0.5 + 1.0
-        print(f"{name}: revealed {np.round(secure.ravel()[:3], 4)}, float64 {np.round(exact.ravel()[:3], 4)}")
-        print(
-            f"  max |error| within the bound: {float(np.max(np.where(error > bound, 0.0, error))):.3g} "
-            f"(bound {bound:.3g}); truncation failures: {failures} of {error.size} "
-            f"(expected {expected:.3g} at |z| / 2^l per element, spec 5.3)"
-        )
-    print(
-        f"cost of the secure part: {max(o.seconds for o in outcomes) * 1e3:.1f} ms, rounds "
-        f"{max(o.rounds for o in outcomes)}, bytes sent per party {[o.bytes_sent for o in outcomes]}"
-    )
-    print(
-        f"the data holder uploaded {result.stats[DATA_HOLDER].bytes_sent} bytes; "
-        "no computing party saw X, X' or Y in the clear"
-    )
-    agree = all(np.array_equal(o.product, outcomes[0].product) for o in outcomes)
-    return 0 if agree and plausible else 1
 
 
 def product_error_bound(profile: Profile, terms: int, magnitude: float) -> float:
@@ -149,13 +130,94 @@ def expected_truncation_failures(profile: Profile, exact: Matrix) -> float:
     return float(np.sum(np.abs(exact)) * scale)
 
 
+def softmax_float(logits: Matrix) -> Matrix:
+    """The float64 softmax over the last axis."""
+    powers = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    result: Matrix = powers / powers.sum(axis=-1, keepdims=True)
+    return result
+
+
+def run_demo(profile_name: str, rows: int, inner: int, columns: int, seed: int | None) -> int:
+    """Run the demonstration and print its results; 0 when the results are within their bounds."""
+    keep_freed_memory()
+    profile = get_profile(profile_name)
+    inputs = demo_inputs(rows, inner, columns, 0 if seed is None else seed)
+    key_seed = None if seed is None else seed.to_bytes(8, "little")
+    with one_blas_thread_per_party():
+        result = run_parties(demo_program(profile, inputs), parties=4, profile=profile, seed=key_seed)
+    outcomes = [outcome for outcome in result.outputs if outcome is not None]
+    revealed = outcomes[0].revealed
+    left, other, right = inputs
+    exact_product = left @ right
+    print(
+        f"MP-BADNet secure computation demo, profile {profile.name} (l = {profile.ring_bits}, "
+        f"f = {profile.fractional_bits}); keys: {'from the OS' if seed is None else f'pinned by seed {seed}'}"
+    )
+    print(
+        f"a data holder shared X ({rows}x{inner}), X' ({rows}x{inner}) and Y ({inner}x{columns})"
+        " with P0, P1, P2"
+    )
+    plausible = True
+    products = [
+        (
+            "X * X' (elementwise)",
+            revealed["elementwise"],
+            left * other,
+            1,
+            np.abs(left).max() + np.abs(other).max(),
+        ),
+        (
+            "X @ Y (matrix product)",
+            revealed["product"],
+            exact_product,
+            inner,
+            np.abs(left).max() + np.abs(right).max(),
+        ),
+    ]
+    for name, secure, exact, terms, magnitude in products:
+        bound = product_error_bound(profile, terms, float(magnitude))
+        error = np.abs(secure - exact)
+        failures = int(np.count_nonzero(error > bound))
+        expected = expected_truncation_failures(profile, exact)
+        plausible &= failures <= expected + 6.0 * expected**0.5 + 1.0
+        print(f"{name}: revealed {np.round(secure.ravel()[:3], 4)}, float64 {np.round(exact.ravel()[:3], 4)}")
+        print(
+            f"  max |error| within the bound: {float(np.max(np.where(error > bound, 0.0, error))):.3g} "
+            f"(bound {bound:.3g}); truncation failures: {failures} of {error.size} "
+            f"(expected {expected:.3g} at |z| / 2^l per element, spec 5.3)"
+        )
+    relu_error = float(np.max(np.abs(revealed["relu"] - np.maximum(revealed["product"], 0.0))))
+    plausible &= relu_error == 0.0
+    print(
+        f"ReLU(X @ Y): {np.count_nonzero(revealed['relu'])} positive of {revealed['relu'].size}; "
+        f"|ReLU(revealed) - revealed ReLU| = {relu_error} (exact)"
+    )
+    width = revealed["softmax"].shape[1]
+    softmax_error = float(np.max(np.abs(revealed["softmax"] - softmax_float(revealed["product"][:, :width]))))
+    print(
+        f"softmax over the first {width} columns: max |error| per probability {softmax_error:.3g} (spec 8.3)"
+    )
+    for phase, cost in outcomes[0].costs.items():
+        per_party = [outcome.costs[phase].bytes_sent for outcome in outcomes]
+        print(
+            f"cost of {phase}: {cost.seconds * 1e3:.1f} ms, {cost.rounds} rounds, "
+            f"bytes sent per party {per_party}"
+        )
+    print(
+        f"the data holder uploaded {result.stats[DATA_HOLDER].bytes_sent} bytes; "
+        "no computing party saw X, X' or Y in the clear"
+    )
+    agree = all(np.array_equal(o.revealed["product"], revealed["product"]) for o in outcomes)
+    return 0 if agree and plausible else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mpbadnet`` console script."""
     parser = argparse.ArgumentParser(
         prog="mpbadnet", description="MP-BADNet: privacy-preserving backdoor detection"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="a short demonstration of secure arithmetic and its cost")
+    demo = commands.add_parser("demo", help="a short demonstration of secure computation and its cost")
     demo.add_argument("--profile", choices=sorted(PROFILES), default="wide")
     demo.add_argument("--rows", type=int, default=128)
     demo.add_argument("--inner", type=int, default=784)

@@ -1,14 +1,16 @@
 """Process-wide settings that the fast path's entry points (CLI, benchmarks) apply.
 
 Large numpy temporaries are otherwise returned to the operating system after each use
-and page-faulted back on the next, which costs more than the arithmetic itself.
+and page-faulted back on the next, which costs more than the arithmetic itself; and a
+multi-threaded BLAS under each of three party threads oversubscribes the cores.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
+
+from threadpoolctl import threadpool_limits
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -31,6 +33,10 @@ def keep_freed_memory() -> bool:
     return bool(trimmed and mapped)
 
 
-def single_threaded_blas_requested() -> bool:
-    """True when BLAS was limited to one thread per call (the three parties run in parallel)."""
-    return os.environ.get("OPENBLAS_NUM_THREADS") == "1"
+def one_blas_thread_per_party() -> threadpool_limits:
+    """Limit BLAS to one thread per call while the parties run as threads of one process.
+
+    The parties already run in parallel; a multi-threaded BLAS under each of them
+    oversubscribes the cores. Use as ``with one_blas_thread_per_party(): ...``.
+    """
+    return threadpool_limits(limits=1, user_api="blas")
