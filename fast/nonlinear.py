@@ -76,7 +76,7 @@ def _broadcast_last(x: Share, shape: tuple[int, ...]) -> Share:
 
 
 def softmax(ctx: PartyContext, x: Share, pool: ComparisonPool) -> Share:
-    """§8.3 Softmax over the last axis: e^(x - max) / sum e^(x - max).
+    """§8.3 Softmax: over the last axis, e^(x - max) / sum e^(x - max).
 
     The maximum (§7.7) makes every exponent non-positive and the denominator lie in
     [1, C], the domain of §8.2 with S = C.

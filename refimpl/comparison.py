@@ -251,7 +251,7 @@ def _tournament_round(
 def max_and_argmax(
     ctx: PartyContext, x: Share, pool: ComparisonPool, with_argmax: bool = True
 ) -> tuple[Share, Share | None]:
-    """§7.7 Maximum and argmax over the last axis by a tournament of ceil(log2 C) levels.
+    """§7.7 Maximum and argmax: over the last axis, by a tournament of ceil(log2 C) levels.
 
     Returns the maxima (shape x.shape[:-1]) and, if ``with_argmax``, a one-hot sharing of the
     first position holding the maximum (shape x.shape). Consumes comparisons_for_max(x.shape)

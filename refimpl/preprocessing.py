@@ -180,7 +180,7 @@ class ComparisonPool:
     used: int = field(default=0)
 
     def take(self, count: int) -> ComparisonMaterial:
-        """The next ``count`` elements of material; raises when the pool is exhausted."""
+        """§6.4 Providers: the next ``count`` elements of material; raises when the pool is exhausted."""
         if self.used + count > self.material.count:
             raise RuntimeError(
                 f"comparison material exhausted: {count} requested, {self.material.count - self.used} left"
