@@ -223,6 +223,10 @@ def gather(x: Share, indices: ArrayLike, shape: tuple[int, ...]) -> Share:
     positions = np.asarray(indices, dtype=np.intp).reshape(-1)
     if positions.size != element_count(shape):
         raise ShapeError(f"{positions.size} indices do not fill shape {shape}")
+    outside = (positions < 0) | (positions >= x.first.size)
+    if outside.any():
+        index = int(positions[np.argmax(outside)])
+        raise ShapeError(f"index {index} is outside a sharing of {x.first.size} elements")
     return Share(
         x.ring,
         shape,

@@ -203,6 +203,10 @@ def gather(x: Share, indices: Sequence[int], shape: tuple[int, ...]) -> Share:
     """§4.6 Linear operations: rearrange elements locally: element e of the output is x[indices[e]] (flat)."""
     if len(indices) != element_count(shape):
         raise ShapeError(f"{len(indices)} indices do not fill shape {shape}")
+    size = len(x.first)
+    for index in indices:
+        if not 0 <= index < size:
+            raise ShapeError(f"index {index} is outside a sharing of {size} elements")
     return Share(x.ring, shape, [x.first[i] for i in indices], [x.second[i] for i in indices])
 
 
@@ -227,7 +231,7 @@ def sum_last_axis(x: Share) -> Share:
     if not x.shape:
         raise ShapeError("cannot sum over the last axis of a scalar sharing")
     width = x.shape[-1]
-    rows = element_count(x.shape) // width if width else 0
+    rows = element_count(x.shape[:-1])
     modulus = x.ring.modulus
 
     def sums(values: list[int]) -> list[int]:
