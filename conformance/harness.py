@@ -29,7 +29,16 @@ from numpy.typing import NDArray
 from refimpl.ring import Ring, element_count
 from refimpl.transport import PartyContext, RunResult
 
-MODULE_NAMES = ("ring", "randomness", "sharing", "arithmetic", "transport")
+MODULE_NAMES = (
+    "ring",
+    "randomness",
+    "sharing",
+    "arithmetic",
+    "transport",
+    "preprocessing",
+    "comparison",
+    "nonlinear",
+)
 """The modules that every implementation provides, with the same public functions."""
 
 IMPLEMENTATION_NAMES = ("refimpl", "fast")
@@ -73,6 +82,18 @@ class Implementation(ABC):
     @property
     def transport(self) -> ModuleType:
         return self.modules["transport"]
+
+    @property
+    def preprocessing(self) -> ModuleType:
+        return self.modules["preprocessing"]
+
+    @property
+    def comparison(self) -> ModuleType:
+        return self.modules["comparison"]
+
+    @property
+    def nonlinear(self) -> ModuleType:
+        return self.modules["nonlinear"]
 
     @abstractmethod
     def plain(self, ring: Ring, values: Sequence[int], shape: tuple[int, ...]) -> Any:

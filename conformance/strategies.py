@@ -14,7 +14,9 @@ one unit for every element; failures at large |z| are counted by their own stati
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import cache
+from typing import TypeVar
 
 from hypothesis import strategies as st
 
@@ -250,6 +252,8 @@ def cases(draw: st.DrawFn, operation: str, profile_name: str) -> Case:
         case "encode_fixed":
             reals = draw(st.lists(fixed_point_values(profile), max_size=MAX_ELEMENTS))
             return Case(operation, profile_name, arithmetic, (len(reals),), reals=reals)
+        case operation if operation in COMPARISON_STRATEGIES:
+            return draw(COMPARISON_STRATEGIES[operation](profile_name))
         case "recv_elements":
             ring_name = draw(ring_names(profile_name))
             ring = get_ring(profile, ring_name)
@@ -272,3 +276,276 @@ def get_ring(profile: Profile, name: str) -> Ring:
         if ring.name == name:
             return ring
     raise ValueError(f"profile {profile.name} has no ring {name!r}")
+
+
+# --- §6 preprocessing, §7 comparison, §8 non-linear approximations ----------------------------
+
+COMPARISON_ELEMENTS = 4
+"""Largest element count of a comparison operand (every element costs a comparison in refimpl)."""
+MAX_CLASSES = 5
+"""Largest last axis of a maximum, argmax or softmax operand."""
+EXP_LOWEST = -40.0
+"""The exponential's inputs are drawn from [-40, 0] (clamped below -32), plus far-out values."""
+WIDE_LOGIT = 20.0
+"""Softmax logits in [-20, 20] for ``wide`` (the issue's domain)."""
+PAPER_LOGIT = 5.0
+"""Softmax logits in [-5, 5] for ``paper``, where its results are meaningful at all (§8.3)."""
+RECIPROCAL_UPPER = 10.0
+"""Reciprocal upper bounds S are drawn from [1, 10]; inputs from [1, S]."""
+
+
+def signed_values(profile: Profile, bits: int) -> st.SearchStrategy[int]:
+    """Signed integers in [-2^bits, 2^bits), biased to the ends, 0, +-1 and small values."""
+    low, high = -(1 << bits), (1 << bits) - 1
+    edges = [low, low + 1, -1, 0, 1, high - 1, high]
+    return st.one_of(st.sampled_from(edges), st.integers(low, high), st.integers(-300, 300))
+
+
+def comparison_domain(profile: Profile) -> st.SearchStrategy[int]:
+    """DReLU inputs: signed x with -2^k <= x < 2^k (§7.3), as ring elements."""
+    modulus = profile.ring.modulus
+    return signed_values(profile, profile.comparison_bits).map(lambda value: value % modulus)
+
+
+def max_domain(profile: Profile) -> st.SearchStrategy[int]:
+    """Maximum inputs: pairwise differences below 2^k: signed x in [-2^(k-1), 2^(k-1)), as ring elements."""
+    modulus = profile.ring.modulus
+    return signed_values(profile, profile.comparison_bits - 1).map(lambda value: value % modulus)
+
+
+@cache
+def comparison_shapes(min_dims: int = 0) -> st.SearchStrategy[tuple[int, ...]]:
+    """Shapes of comparison operands: at most :data:`COMPARISON_ELEMENTS` elements, scalar and empty too."""
+    return shapes(max_elements=COMPARISON_ELEMENTS, min_dims=min_dims)
+
+
+@cache
+def last_axis_shapes(
+    max_classes: int = MAX_CLASSES, max_elements: int = 6
+) -> st.SearchStrategy[tuple[int, ...]]:
+    """Shapes (..., C) with C >= 1 for operations over the last axis, (C,) and (R, C) included."""
+    classes = st.integers(1, max_classes)
+    leading = st.lists(st.integers(0, 3), max_size=1)
+    return (
+        st.tuples(leading, classes)
+        .map(lambda pair: (*pair[0], pair[1]))
+        .filter(lambda shape: element_count(shape) <= max_elements)
+    )
+
+
+Value = TypeVar("Value")
+
+
+@st.composite
+def tied_values(draw: st.DrawFn, values: st.SearchStrategy[Value], count: int) -> list[Value]:
+    """``count`` values from ``values``, often repeating a few of them (ties for max and argmax)."""
+    pool = draw(st.lists(values, min_size=1, max_size=3))
+    return draw(st.lists(st.one_of(st.sampled_from(pool), values), min_size=count, max_size=count))
+
+
+@st.composite
+def _lift_case(draw: st.DrawFn, operation: str, profile_name: str) -> Case:
+    profile = get_profile(profile_name)
+    shape = draw(comparison_shapes())
+    x = draw(replicated_shares(BINARY, element_count(shape)))
+    target = draw(st.sampled_from([ring.name for ring in rings(profile)]))
+    return Case(operation, profile_name, BINARY.name, shape, x=x, target=target)
+
+
+@st.composite
+def _mask_bits_case(draw: st.DrawFn, profile_name: str) -> Case:
+    """mask_bits of arbitrary shares, or (x absent) of a PRSS mask; widths 2 to l, k + 1 often."""
+    profile = get_profile(profile_name)
+    ring = profile.ring
+    shape = draw(comparison_shapes())
+    width = draw(st.one_of(st.just(profile.comparison_bits + 1), st.integers(2, ring.bits)))
+    prss = draw(st.booleans())
+    x = None if prss else draw(replicated_shares(ring, element_count(shape)))
+    return Case("mask_bits", profile_name, ring.name, shape, x=x, bits=width)
+
+
+@st.composite
+def _material_case(draw: st.DrawFn, profile_name: str) -> Case:
+    profile = get_profile(profile_name)
+    count = draw(st.integers(0, 3))
+    return Case("generate_comparison_material", profile_name, profile.ring.name, count=count)
+
+
+@st.composite
+def _compare_vector_case(draw: st.DrawFn, profile_name: str) -> Case:
+    profile = get_profile(profile_name)
+    count = draw(st.integers(0, 3))
+    values = draw(element_lists(profile.ring, count))
+    return Case("compare_vector", profile_name, profile.ring.name, (count,), values=values)
+
+
+@st.composite
+def _unary_case(draw: st.DrawFn, operation: str, profile_name: str) -> Case:
+    """drelu, relu, relu_and_derivative and sign_bits on inputs in the DReLU domain."""
+    profile = get_profile(profile_name)
+    shape = draw(comparison_shapes())
+    values = draw(
+        st.lists(comparison_domain(profile), min_size=element_count(shape), max_size=element_count(shape))
+    )
+    x = draw(shares_of(profile.ring, values))
+    return Case(operation, profile_name, profile.ring.name, shape, x=x)
+
+
+@st.composite
+def _compare_case(draw: st.DrawFn, profile_name: str) -> Case:
+    """x >= y with y arbitrary and x - y in the DReLU domain."""
+    profile = get_profile(profile_name)
+    ring = profile.ring
+    shape = draw(comparison_shapes())
+    count = element_count(shape)
+    y_values = draw(element_lists(ring, count))
+    differences = draw(st.lists(comparison_domain(profile), min_size=count, max_size=count))
+    x_values = [(a + d) % ring.modulus for a, d in zip(y_values, differences, strict=True)]
+    x = draw(shares_of(ring, x_values))
+    y = draw(shares_of(ring, y_values))
+    return Case("compare", profile_name, ring.name, shape, x=x, y=y)
+
+
+@st.composite
+def _select_case(draw: st.DrawFn, profile_name: str) -> Case:
+    profile = get_profile(profile_name)
+    ring = profile.ring
+    shape = draw(comparison_shapes())
+    count = element_count(shape)
+    bits = draw(st.lists(st.integers(0, 1), min_size=count, max_size=count))
+    bit = draw(shares_of(ring, bits))
+    x = draw(replicated_shares(ring, count))
+    y = draw(replicated_shares(ring, count))
+    return Case("select_shares", profile_name, ring.name, shape, x=x, y=y, bit=bit)
+
+
+@st.composite
+def _max_case(draw: st.DrawFn, operation: str, profile_name: str) -> Case:
+    """maximum, argmax and max_and_argmax over (..., C), values in [-2^(k-1), 2^(k-1)) with ties."""
+    profile = get_profile(profile_name)
+    shape = draw(last_axis_shapes())
+    values = draw(tied_values(max_domain(profile), element_count(shape)))
+    x = draw(shares_of(profile.ring, values))
+    return Case(operation, profile_name, profile.ring.name, shape, x=x)
+
+
+def _reals_to_units(profile: Profile, reals: list[float]) -> list[int]:
+    return encode_fixed(profile, reals)
+
+
+@cache
+def exp_inputs(profile: Profile) -> st.SearchStrategy[float]:
+    """Exponential inputs: [-40, 0] with its edges (0, -u, -32 +- u, -40) and a few far-out values."""
+    unit = 2.0**-profile.fractional_bits
+    edges = [0.0, -unit, -1.0, -32.0 + unit, -32.0, -32.0 - unit, EXP_LOWEST, -1000.0]
+    return st.one_of(
+        st.sampled_from(edges),
+        fixed_point_values(profile, -EXP_LOWEST).map(lambda value: -abs(value)),
+        st.floats(-1.0, 0.0),
+    )
+
+
+@st.composite
+def _exp_case(draw: st.DrawFn, profile_name: str) -> Case:
+    profile = get_profile(profile_name)
+    shape = draw(shapes(max_elements=3))
+    reals = draw(st.lists(exp_inputs(profile), min_size=element_count(shape), max_size=element_count(shape)))
+    x = draw(shares_of(profile.ring, _reals_to_units(profile, reals)))
+    return Case("exp_nonpositive", profile_name, profile.ring.name, shape, x=x)
+
+
+@st.composite
+def reciprocal_inputs(draw: st.DrawFn, profile: Profile, upper: float, count: int) -> list[int]:
+    """Encodings of ``count`` reals in [1, upper], biased to 1, 1 + u, upper - u and upper."""
+    scale = 1 << profile.fractional_bits
+    low, high = scale, math.floor(upper * scale)
+    edges = sorted({low, min(low + 1, high), max(high - 1, low), high})
+    units = draw(
+        st.lists(st.one_of(st.sampled_from(edges), st.integers(low, high)), min_size=count, max_size=count)
+    )
+    return [unit % profile.ring.modulus for unit in units]
+
+
+@st.composite
+def _reciprocal_case(draw: st.DrawFn, profile_name: str) -> Case:
+    profile = get_profile(profile_name)
+    shape = draw(shapes(max_elements=3))
+    upper = draw(st.one_of(st.sampled_from([1.0, 2.0, RECIPROCAL_UPPER]), st.floats(1.0, RECIPROCAL_UPPER)))
+    units = draw(reciprocal_inputs(profile, upper, element_count(shape)))
+    x = draw(shares_of(profile.ring, units))
+    return Case("reciprocal", profile_name, profile.ring.name, shape, x=x, upper=upper)
+
+
+def logit_bound(profile: Profile) -> float:
+    """The logits' range for softmax: [-20, 20] for ``wide``, [-5, 5] for ``paper``."""
+    return WIDE_LOGIT if profile.ring_bits == 64 else PAPER_LOGIT
+
+
+@st.composite
+def logit_rows(draw: st.DrawFn, profile: Profile, count: int) -> list[int]:
+    """Encodings of ``count`` logits in [-L, L] (:func:`logit_bound`), with ties and the ends."""
+    bound = logit_bound(profile)
+    reals = st.one_of(st.sampled_from([-bound, 0.0, bound]), fixed_point_values(profile, bound))
+    return encode_fixed(profile, draw(tied_values(reals, count)))
+
+
+@st.composite
+def _softmax_case(draw: st.DrawFn, profile_name: str) -> Case:
+    profile = get_profile(profile_name)
+    shape = draw(last_axis_shapes(max_elements=6))
+    x = draw(shares_of(profile.ring, draw(logit_rows(profile, element_count(shape)))))
+    return Case("softmax", profile_name, profile.ring.name, shape, x=x)
+
+
+def _bind(
+    builder: Callable[..., st.SearchStrategy[Case]], *leading: str
+) -> Callable[[str], st.SearchStrategy[Case]]:
+    return lambda profile_name: builder(*leading, profile_name)
+
+
+COMPARISON_STRATEGIES: dict[str, Callable[[str], st.SearchStrategy[Case]]] = {
+    "lift_bits": _bind(_lift_case, "lift_bits"),
+    "bit_to_ring": _bind(_lift_case, "bit_to_ring"),
+    "mask_bits": _bind(_mask_bits_case),
+    "generate_comparison_material": _bind(_material_case),
+    "compare_vector": _bind(_compare_vector_case),
+    "sign_bits": _bind(_unary_case, "sign_bits"),
+    "drelu": _bind(_unary_case, "drelu"),
+    "relu": _bind(_unary_case, "relu"),
+    "relu_and_derivative": _bind(_unary_case, "relu_and_derivative"),
+    "compare": _bind(_compare_case),
+    "select_shares": _bind(_select_case),
+    "maximum": _bind(_max_case, "maximum"),
+    "argmax": _bind(_max_case, "argmax"),
+    "max_and_argmax": _bind(_max_case, "max_and_argmax"),
+    "exp_nonpositive": _bind(_exp_case),
+    "reciprocal": _bind(_reciprocal_case),
+    "softmax": _bind(_softmax_case),
+}
+"""A strategy of valid cases for every operation of chapters 6 to 8, by profile name."""
+
+BUNDLES: dict[str, tuple[str, ...]] = {
+    "preprocessing": ("lift_bits", "bit_to_ring", "mask_bits", "generate_comparison_material"),
+    "comparison": (
+        "compare_vector",
+        "sign_bits",
+        "drelu",
+        "relu",
+        "relu_and_derivative",
+        "compare",
+        "select_shares",
+        "maximum",
+        "argmax",
+        "max_and_argmax",
+    ),
+    "nonlinear": ("exp_nonpositive", "reciprocal", "softmax"),
+}
+"""Operations that one example runs together in one run, sharing one pool of material."""
+
+
+@st.composite
+def bundles(draw: st.DrawFn, bundle: str, profile_name: str) -> list[Case]:
+    """One case of every operation of ``bundle``, in the bundle's order."""
+    return [
+        draw(COMPARISON_STRATEGIES[operation](profile_name), label=operation) for operation in BUNDLES[bundle]
+    ]

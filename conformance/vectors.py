@@ -72,6 +72,27 @@ NOTES: dict[str, str] = {
     "WrongLength": "a wire message shorter or longer than the elements it must carry",
     "ElementOutOfRange": "a wire message holding an element outside the ring",
     "NonZeroPadding": "a packed Z2 message whose padding bits are not zero",
+    "Material": (
+        "the run first generates the comparison material the operation consumes (§6.2, "
+        "generate_comparison_pool with exactly that count, or inputs.material when present); "
+        "the totals include this offline phase"
+    ),
+    "DomainEdges": "inputs include -2^k, -1, 0, 1 and 2^k - 1, the ends of the DReLU domain (§7.3)",
+    "Ties": "equal values in one row: the first position wins (§7.7)",
+    "PrssMask": "no x: the input is a fresh PRSS mask (§3.5), returned beside its bits as named_shares.mask",
+    "Revealed": (
+        "named_shares and named_values hold every party's material (shares, and the kappa_1 masks "
+        "that P0 and P1 hold; P2's are empty)"
+    ),
+    "Approximation": "a fixed-point approximation (§8); decoded holds the decoded outputs",
+    "Exhausted": "the pool holds fewer elements than the operation consumes: RuntimeError at every party",
+    "MaterialCount": "material of another count than the input's elements",
+    "TamperedMessage": (
+        "P0's private-compare message (§7.2 step 2, step cmp-compare) is cut or padded by |tamper| bytes"
+    ),
+    "Checked": "the output is opened with §4.5 checked reveal (output: the revealed values)",
+    "NotBinary": "a sharing that is not in Z2 given to bit lifting",
+    "BadUpper": "a reciprocal upper bound below 1",
 }
 
 
@@ -137,6 +158,23 @@ INPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "zero_share": ("count",),
     "encode_fixed": ("reals",),
     "recv_elements": ("count", "payload"),
+    "lift_bits": ("shape", "x", "target"),
+    "bit_to_ring": ("shape", "x", "target"),
+    "mask_bits": ("shape", "x", "bits"),
+    "generate_comparison_material": ("count",),
+    "compare_vector": ("values",),
+    "sign_bits": ("shape", "x", "material"),
+    "drelu": ("shape", "x", "material", "tamper", "checked"),
+    "relu": ("shape", "x", "material"),
+    "relu_and_derivative": ("shape", "x", "material"),
+    "compare": ("shape", "x", "y", "material"),
+    "select_shares": ("shape", "bit", "x", "y"),
+    "maximum": ("shape", "x", "material"),
+    "argmax": ("shape", "x", "material"),
+    "max_and_argmax": ("shape", "x", "material"),
+    "exp_nonpositive": ("shape", "x", "material"),
+    "reciprocal": ("shape", "x", "upper"),
+    "softmax": ("shape", "x", "material"),
 }
 """The input fields of each operation, as named in the vector files (absent when unset)."""
 
@@ -146,12 +184,18 @@ def inputs_json(case: Case) -> dict[str, Json]:
     result: dict[str, Json] = {}
     for name in INPUT_FIELDS[case.operation]:
         value = getattr(case, name)
-        if value is None:
+        if value is None or (name == "tamper" and value == 0) or (name == "checked" and not value):
             continue
         if name in ("shape", "y_shape"):
             result[name] = list(value)
-        elif name in ("x", "y"):
+        elif name in ("x", "y", "bit"):
             result[name] = _shares_json(value)
+        elif name == "target":
+            result[name] = str(value)
+        elif name == "checked":
+            result[name] = bool(value)
+        elif name == "upper":
+            result[name] = repr(float(value))
         elif name == "values":
             result[name] = _strings(value)
         elif name == "constant":
@@ -171,8 +215,14 @@ def case_from_json(operation: str, profile: str, ring: str, inputs: dict[str, Js
     for name, value in inputs.items():
         if name in ("shape", "y_shape"):
             arguments[name] = tuple(int(dimension) for dimension in value)
-        elif name in ("x", "y"):
+        elif name in ("x", "y", "bit"):
             arguments[name] = _shares_from(value)
+        elif name == "target":
+            arguments[name] = str(value)
+        elif name == "checked":
+            arguments[name] = bool(value)
+        elif name == "upper":
+            arguments[name] = float(value)
         elif name == "values":
             arguments[name] = _ints(value)
         elif name == "constant":
@@ -187,6 +237,8 @@ def case_from_json(operation: str, profile: str, ring: str, inputs: dict[str, Js
         arguments["shape"] = (len(arguments.get("reals", [])),)
     if operation == "recv_elements":
         arguments["shape"] = (arguments.get("count", 0),)
+    if operation == "compare_vector":
+        arguments["shape"] = (len(arguments.get("values", [])),)
     return Case(operation, profile, ring, **arguments)
 
 
@@ -203,6 +255,15 @@ def expected_json(outcome: Outcome) -> dict[str, Json]:
         expected["party_outputs"] = [
             None if value is None else _strings(value) for value in outcome.party_outputs
         ]
+    if outcome.named_shares is not None:
+        expected["named_shares"] = {
+            name: _shares_json(shares) for name, shares in outcome.named_shares.items()
+        }
+    if outcome.named_values is not None:
+        expected["named_values"] = {
+            name: [None if value is None else _strings(value) for value in values]
+            for name, values in outcome.named_values.items()
+        }
     if outcome.transcript_hashes is not None:
         expected["transcript_hashes"] = list(outcome.transcript_hashes)
         expected["bytes_sent"] = list(outcome.bytes_sent or [])
@@ -524,7 +585,199 @@ def _build(profile_name: str) -> dict[str, VectorFile]:
         Case("recv_elements", p, "Z2", (10,), count=10, payload=bytes([0xFF, 0x07])),
         error="WireFormatError",
     )
+    _build_comparison(files, profile_name)
     return files
+
+
+def _build_comparison(files: dict[str, VectorFile], profile_name: str) -> None:
+    """The tests of the §6-§8 operations under one profile (their own pinned generator)."""
+    profile = get_profile(profile_name)
+    ring = profile.ring
+    name = ring.name
+    p = profile_name
+    k = profile.comparison_bits
+    modulus = ring.modulus
+    generator = random.Random(f"MP-BADNET/v1/vectors/{profile_name}/comparison")
+
+    def shares(target: Ring, values: Sequence[int]) -> PartyShares:
+        return _components(generator, target, values)
+
+    def signed(values: Sequence[int]) -> list[int]:
+        return [value % modulus for value in values]
+
+    def fixed(reals: Sequence[float]) -> list[int]:
+        return encode_fixed(profile, list(reals))
+
+    edges = signed([-(1 << k), -1, 0, 1, (1 << k) - 1])
+    bits = [0, 1, 1]
+    for operation in ("lift_bits", "bit_to_ring"):
+        for target in (name, "Zp", "Z2"):
+            files[operation].add(
+                f"three bits lifted to {target}",
+                ["RunTotals"],
+                Case(operation, p, "Z2", (3,), x=shares(BINARY, bits), target=target),
+            )
+        files[operation].add(
+            "a sharing in Zp is not a sharing of bits",
+            ["NotBinary"],
+            Case(operation, p, "Zp", (2,), x=shares(profile.field, [0, 1]), target=name),
+            error="ValueError",
+        )
+    files["mask_bits"].add(
+        "the low k + 1 bits of 0, -1 and a random value",
+        ["EdgeValues", "RunTotals"],
+        Case(
+            "mask_bits",
+            p,
+            name,
+            (3,),
+            x=shares(ring, [0, modulus - 1, generator.randrange(modulus)]),
+            bits=k + 1,
+        ),
+    )
+    files["mask_bits"].add(
+        "the low 8 bits of a PRSS mask",
+        ["PrssMask", "RunTotals"],
+        Case("mask_bits", p, name, (2,), bits=8),
+    )
+    for count in (1, 2):
+        files["generate_comparison_material"].add(
+            f"material for {count} element(s), revealed",
+            ["Revealed", "RunTotals"],
+            Case("generate_comparison_material", p, name, count=count),
+        )
+    files["compare_vector"].add(
+        "P0's and P1's vectors for two opened values",
+        ["Material", "Revealed", "Random", "RunTotals"],
+        Case("compare_vector", p, name, (2,), values=[generator.randrange(modulus) for _ in range(2)]),
+    )
+    files["sign_bits"].add(
+        "the public bits v of three values",
+        ["Material", "DomainEdges", "RunTotals"],
+        Case("sign_bits", p, name, (3,), x=shares(ring, edges[:3])),
+    )
+    files["sign_bits"].add(
+        "material for 3 elements given to 2",
+        ["MaterialCount"],
+        Case("sign_bits", p, name, (2,), x=shares(ring, [1, 2]), material=3),
+        error="ShapeError",
+    )
+    for operation in ("drelu", "relu", "relu_and_derivative"):
+        files[operation].add(
+            "the ends of the DReLU domain, -1, 0 and 1",
+            ["Material", "DomainEdges", "RunTotals"],
+            Case(operation, p, name, (5,), x=shares(ring, edges)),
+        )
+        files[operation].add(
+            "a scalar",
+            ["Material", "Scalar", "Random", "RunTotals"],
+            Case(operation, p, name, (), x=shares(ring, signed([generator.randrange(-(1 << k), 1 << k)]))),
+        )
+        files[operation].add(
+            "a pool one element short",
+            ["Material", "Exhausted"],
+            Case(operation, p, name, (2,), x=shares(ring, [1, 2]), material=1),
+            error="RuntimeError",
+        )
+    files["drelu"].add(
+        "checked reveal of DReLU of consistent shares",
+        ["Material", "Checked", "RunTotals"],
+        Case("drelu", p, name, (2,), x=shares(ring, signed([-5, 5])), checked=True),
+    )
+    tampered = shares(ring, signed([-5, 5]))
+    first, second = tampered[1]
+    tampered[1] = ([(first[0] + (1 << k)) % modulus, first[1]], second)
+    files["drelu"].add(
+        "P1's copy of x_1 changed by 2^k at index 0: P0 and P1 open different c_k",
+        ["Material", "Checked", "Tampered"],
+        Case("drelu", p, name, (2,), x=tampered, checked=True),
+        error="ShareConsistencyError",
+    )
+    for delta in (-1, 1):
+        files["drelu"].add(
+            f"P0's private-compare message {'one byte short' if delta < 0 else 'one byte long'}",
+            ["Material", "TamperedMessage"],
+            Case("drelu", p, name, (2,), x=shares(ring, [3, modulus - 3]), tamper=delta),
+            error="WireFormatError",
+        )
+    differences = edges
+    y_values = [generator.randrange(modulus) for _ in differences]
+    files["compare"].add(
+        "x - y at the ends of the DReLU domain, -1, 0 and 1",
+        ["Material", "DomainEdges", "RunTotals"],
+        Case(
+            "compare",
+            p,
+            name,
+            (5,),
+            x=shares(ring, [(y + d) % modulus for y, d in zip(y_values, differences, strict=True)]),
+            y=shares(ring, y_values),
+        ),
+    )
+    files["select_shares"].add(
+        "bits 0, 1, 1 choosing between random values",
+        ["Random", "RunTotals"],
+        Case(
+            "select_shares",
+            p,
+            name,
+            (3,),
+            bit=shares(ring, bits),
+            x=shares(ring, _random(generator, ring, 3)),
+            y=shares(ring, _random(generator, ring, 3)),
+        ),
+    )
+    half = 1 << (k - 1)
+    rows = signed([3, -half, 3, half - 1, -7, half - 1])
+    for operation in ("maximum", "argmax", "max_and_argmax"):
+        files[operation].add(
+            "two rows of three with ties",
+            ["Material", "Ties", "EdgeValues", "RunTotals"],
+            Case(operation, p, name, (2, 3), x=shares(ring, rows)),
+        )
+        files[operation].add(
+            "one row of four",
+            ["Material", "Random", "RunTotals"],
+            Case(
+                operation,
+                p,
+                name,
+                (4,),
+                x=shares(ring, signed([generator.randrange(-half, half) for _ in range(4)])),
+            ),
+        )
+        files[operation].add(
+            "an empty last axis",
+            ["Material", "Empty", "ShapeMismatch"],
+            Case(operation, p, name, (2, 0), x=shares(ring, []), material=1),
+            error="ShapeError",
+        )
+    files["exp_nonpositive"].add(
+        "e^0, e^-1, e^-32 (the clamp) and e^-40",
+        ["Material", "FixedPoint", "Approximation", "RunTotals"],
+        Case("exp_nonpositive", p, name, (4,), x=shares(ring, fixed([0.0, -1.0, -32.0, -40.0]))),
+    )
+    files["reciprocal"].add(
+        "1/1, 1/2.5 and 1/10 with S = 10",
+        ["FixedPoint", "Approximation", "RunTotals"],
+        Case("reciprocal", p, name, (3,), x=shares(ring, fixed([1.0, 2.5, 10.0])), upper=10.0),
+    )
+    files["reciprocal"].add(
+        "S = 0.5",
+        ["BadUpper"],
+        Case("reciprocal", p, name, (1,), x=shares(ring, fixed([1.0])), upper=0.5),
+        error="ValueError",
+    )
+    files["softmax"].add(
+        "one row of three logits",
+        ["Material", "FixedPoint", "Approximation", "RunTotals"],
+        Case("softmax", p, name, (1, 3), x=shares(ring, fixed([1.0, -2.0, 3.5]))),
+    )
+    files["softmax"].add(
+        "two rows of two, one of them tied",
+        ["Material", "FixedPoint", "Approximation", "Ties", "RunTotals"],
+        Case("softmax", p, name, (2, 2), x=shares(ring, fixed([0.5, 0.5, -4.0, 4.0]))),
+    )
 
 
 def build_files() -> dict[str, dict[str, Json]]:

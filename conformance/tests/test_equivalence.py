@@ -6,6 +6,11 @@ accounting: every party's transcript (and so ``PartyStats.transcript_hash``),
 ``bytes_sent``, ``messages_sent``, ``bytes_received`` and rounds. Local functions
 (ring, randomness, wire encoding, local products and shifts) must return the same values,
 or raise the same exception class.
+
+The operations of chapters 2 to 5 and 12 are compared here, one case per example; those of
+chapters 6 to 8 (preprocessing, comparison, non-linear) are compared, with their offline
+phase, by the properties of ``test_comparison.py`` and ``test_nonlinear.py``, which run
+every example on both implementations.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.harness import Implementation, implementation, selected_names
-from conformance.operations import OPERATIONS, Outcome, replicate, run_case
+from conformance.operations import CORE_OPERATIONS, Outcome, replicate, run_case
 from conformance.strategies import (
     PROFILE_NAMES,
     cases,
@@ -53,7 +58,7 @@ def _differences(reference: Outcome, fast: Outcome) -> list[str]:
 
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
-@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+@pytest.mark.parametrize("operation", sorted(CORE_OPERATIONS))
 @given(data=st.data())
 def test_same_outcome(operation: str, profile: str, data: st.DataObject) -> None:
     """Same shares, values, transcripts, hashes, bytes, messages and rounds for equal seeds."""
@@ -109,15 +114,16 @@ def test_ring_functions(profile: str, data: st.DataObject) -> None:
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
 @given(data=st.data())
 def test_randomness_functions(profile: str, data: st.DataObject) -> None:
-    """prg_bytes, sample_width, bytes_to_elements and draw_elements agree."""
+    """prg_bytes, sample_width, bytes_to_elements, draw_elements, accepted_bytes, draw_below and
+    draw_integers agree (Z_p is rejection-sampled: sample_width raises for it in both)."""
     reference, fast = _both()
     ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
     key = data.draw(keys(), label="key")
     counter = data.draw(st.integers(0, (1 << 64) - 1), label="counter")
     label = data.draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", max_size=12), label="label")
     count = data.draw(st.integers(0, 8), label="count")
-    width = reference.randomness.sample_width(ring)
-    assert fast.randomness.sample_width(ring) == width
+    _same(lambda: reference.randomness.sample_width(ring), lambda: fast.randomness.sample_width(ring))
+    width = reference.randomness.sample_width(ring) if ring.is_power_of_two else 1
     _same(
         lambda: reference.randomness.prg_bytes(key, counter, label, count * width),
         lambda: fast.randomness.prg_bytes(key, counter, label, count * width),
@@ -135,6 +141,26 @@ def test_randomness_functions(profile: str, data: st.DataObject) -> None:
             fast.randomness.draw_elements(fast.randomness.KeyStream(key, counter), ring, label, count)
         ),
     )
+    bound = data.draw(st.one_of(st.sampled_from([2, 66, 67, 256]), st.integers(-2, 300)), label="bound")
+    _same(
+        lambda: reference.randomness.accepted_bytes(key, counter, label, count, bound),
+        lambda: fast.flat(fast.randomness.accepted_bytes(key, counter, label, count, bound)),
+    )
+    streams = [
+        (reference.randomness.KeyStream(key, counter), fast.randomness.KeyStream(key, counter))
+        for _ in range(2)
+    ]
+    _same(
+        lambda: reference.randomness.draw_below(streams[0][0], label, count, bound),
+        lambda: fast.flat(fast.randomness.draw_below(streams[0][1], label, count, bound)),
+    )
+    assert streams[0][0].counter == streams[0][1].counter
+    integer_bound = data.draw(st.integers(1, 1 << 40), label="integer bound")
+    _same(
+        lambda: reference.randomness.draw_integers(streams[1][0], label, count, integer_bound),
+        lambda: fast.flat(fast.randomness.draw_integers(streams[1][1], label, count, integer_bound)),
+    )
+    assert streams[1][0].counter == streams[1][1].counter
 
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)

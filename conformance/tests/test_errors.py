@@ -10,12 +10,19 @@
   at once (well before the receive timeout);
 * an unknown profile or ring parameter: ``ProfileError``;
 * a message that never comes: ``ProtocolAbort`` at the receive timeout;
-* a truncation by 0 or >= l bits, or in a ring that is not Z_2^l: ``ValueError``.
+* a truncation by 0 or >= l bits, or in a ring that is not Z_2^l: ``ValueError``;
+* comparison material exhausted (§6.4): ``RuntimeError``; material whose count does not
+  match the input (§7.3): ``ShapeError``; lifting a sharing that is not in Z_2 (§6.1, §7.8)
+  and a reciprocal's upper bound below 1 (§8.2): ``ValueError``; maximum, argmax and
+  softmax over an empty last axis (§7.7, §8.3): ``ShapeError``; a private-compare message
+  of the wrong length (§7.2): ``WireFormatError``; inconsistent shares of DReLU's input,
+  revealed with a check afterwards: ``ShareConsistencyError``.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
 from typing import Any
 
@@ -24,7 +31,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.harness import Implementation, implementation, selected_names
-from conformance.operations import Case, replicate, run_case
+from conformance.operations import Case, PartyShares, replicate, run_case
 from conformance.strategies import (
     PROFILE_NAMES,
     element_lists,
@@ -372,3 +379,139 @@ def test_missing_message_times_out(impl_name: str, profile: str) -> None:
     with pytest.raises(ProtocolAbort):
         impl.run(program, profile=profile, seed=b"timeout", timeout_seconds=0.3)
     assert time.monotonic() - start < 5.0
+
+
+# --- §6-§8: material, conversions, approximations and private compare -----------------------
+
+
+def _comparison_shares(profile: str, values: list[int], seed: str) -> PartyShares:
+    ring = get_profile(profile).ring
+    generator = random.Random(seed)
+    first = [generator.randrange(ring.modulus) for _ in values]
+    second = [generator.randrange(ring.modulus) for _ in values]
+    return replicate(
+        [first, second, [(v - a - b) % ring.modulus for v, a, b in zip(values, first, second, strict=True)]]
+    )
+
+
+@IMPLEMENTATIONS
+@PROFILES
+def test_exhausted_pool(impl_name: str, profile: str) -> None:
+    """ComparisonPool.take raises RuntimeError beyond the material generated (§6.4), also inside drelu."""
+    impl = implementation(impl_name)
+    chosen = get_profile(profile)
+
+    def program(ctx: PartyContext) -> list[int]:
+        pool = impl.preprocessing.generate_comparison_pool(ctx, chosen, 3)
+        taken = [pool.take(2).count]
+        with pytest.raises(RuntimeError):
+            pool.take(2)
+        taken.append(pool.take(1).count)
+        with pytest.raises(RuntimeError):
+            pool.take(1)
+        taken.append(pool.take(0).count)
+        return taken
+
+    assert impl.run(program, profile=profile, seed=b"pool").outputs == [[2, 1, 0]] * 3
+    values = [1, (1 << 40) % chosen.ring.modulus, chosen.ring.modulus - 5]
+    for operation, material in (("drelu", 2), ("relu", 1), ("relu_and_derivative", 2)):
+        x = _comparison_shares(profile, values, operation)
+        with pytest.raises(RuntimeError):
+            _case(impl, Case(operation, profile, chosen.ring.name, (3,), x=x, material=material))
+    rows = _comparison_shares(profile, [1, 2, 3, 4, 5, 6], "max")
+    for operation in ("maximum", "argmax", "softmax"):
+        with pytest.raises(RuntimeError):
+            _case(impl, Case(operation, profile, chosen.ring.name, (2, 3), x=rows, material=3))
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@pytest.mark.parametrize(("elements", "material"), [(2, 1), (2, 3), (1, 2), (0, 1)])
+def test_material_of_wrong_count(impl_name: str, profile: str, elements: int, material: int) -> None:
+    """sign_bits (§7.3) rejects material whose count differs from the input's element count: ShapeError."""
+    impl = implementation(impl_name)
+    ring = get_profile(profile).ring
+    x = _comparison_shares(profile, [3] * elements, "material")
+    with pytest.raises(ShapeError):
+        _case(impl, Case("sign_bits", profile, ring.name, (elements,), x=x, material=material))
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
+def test_lift_bits_needs_z2(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """lift_bits and bit_to_ring (§6.1, §7.8) reject a sharing that is not in Z_2: ValueError."""
+    impl = implementation(impl_name)
+    chosen = get_profile(profile)
+    source = data.draw(st.sampled_from([chosen.ring, chosen.field]), label="source ring")
+    target = data.draw(st.sampled_from([chosen.ring.name, "Zp", "Z2"]), label="target ring")
+    operation = data.draw(st.sampled_from(["lift_bits", "bit_to_ring"]), label="operation")
+    shape = data.draw(shapes(max_elements=3), label="shape")
+    x = replicate(data.draw(share_triples(source, element_count(shape)), label="x"))
+    with pytest.raises(ValueError):
+        _case(impl, Case(operation, profile, source.name, shape, x=x, target=target))
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
+def test_reciprocal_upper_below_one(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """reciprocal (§8.2) rejects an upper bound below 1, and NaN: ValueError."""
+    impl = implementation(impl_name)
+    ring = get_profile(profile).ring
+    upper = data.draw(
+        st.one_of(st.floats(max_value=1.0, exclude_max=True), st.just(math.nan), st.just(-math.inf)),
+        label="upper",
+    )
+    x = replicate(data.draw(share_triples(ring, 2), label="x"))
+    with pytest.raises(ValueError):
+        _case(impl, Case("reciprocal", profile, ring.name, (2,), x=x, upper=upper))
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@pytest.mark.parametrize("shape", [(), (0,), (3, 0), (2, 0, 0)])
+@pytest.mark.parametrize("operation", ["maximum", "argmax", "max_and_argmax", "softmax"])
+def test_empty_last_axis(impl_name: str, profile: str, operation: str, shape: tuple[int, ...]) -> None:
+    """maximum, argmax, max_and_argmax (§7.7) and softmax (§8.3) reject an empty last axis: ShapeError."""
+    impl = implementation(impl_name)
+    ring = get_profile(profile).ring
+    x = _comparison_shares(profile, [7] * element_count(shape), "empty")
+    with pytest.raises(ShapeError):
+        impl.comparison.comparisons_for_max(shape)
+    with pytest.raises(ShapeError):
+        impl.nonlinear.comparisons_for_softmax(shape)
+    with pytest.raises(ShapeError):
+        _case(impl, Case(operation, profile, ring.name, shape, x=x, material=1))
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@pytest.mark.parametrize("delta", [-1, 1, -48])
+def test_tampered_compare_message(impl_name: str, profile: str, delta: int) -> None:
+    """A private-compare message (§7.2 step 2, P0 to P2) of the wrong length: WireFormatError at P2."""
+    impl = implementation(impl_name)
+    ring = get_profile(profile).ring
+    x = _comparison_shares(profile, [0, 1, ring.modulus - 1], "tamper")
+    with pytest.raises(WireFormatError):
+        _case(impl, Case("drelu", profile, ring.name, (3,), x=x, tamper=delta))
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@pytest.mark.parametrize("component", [0, 1])
+@pytest.mark.parametrize("party", [0, 1, 2])
+def test_inconsistent_shares_through_drelu(impl_name: str, profile: str, party: int, component: int) -> None:
+    """One party's copy of one component of x changed by an odd multiple of 2^k: P0 and P1 open values c
+    whose bit k differs, so their public bits v differ and §4.5 checked reveal of DReLU's output raises
+    ShareConsistencyError."""
+    impl = implementation(impl_name)
+    chosen = get_profile(profile)
+    ring = chosen.ring
+    x = _comparison_shares(profile, [5, ring.modulus - 9, 1 << 20], f"inconsistent/{party}/{component}")
+    delta = 3 << chosen.comparison_bits
+    tampered = [list(part) for part in x[party]]
+    tampered[component][1] = (tampered[component][1] + delta) % ring.modulus
+    x[party] = (tampered[0], tampered[1])
+    with pytest.raises(ShareConsistencyError):
+        _case(impl, Case("drelu", profile, ring.name, (3,), x=x, checked=True))
