@@ -69,7 +69,7 @@ def accepted_bytes(key: bytes, counter: int, label: str, count: int, bound: int)
         raw = np.frombuffer(prg_bytes(key, counter, label, length), dtype=np.uint8)
         accepted = np.compress(raw < limit, raw) if limit < 256 else raw
         if accepted.size >= count:
-            return accepted[:count] % np.uint8(bound)
+            return accepted[:count] % np.uint8(bound) if bound < 256 else accepted[:count].copy()
         length *= 2
 
 

@@ -193,7 +193,7 @@ def slice_material(material: ComparisonMaterial, start: int, count: int) -> Comp
     """§6.2 Comparison material: elements [start, start + count) of ``material``."""
 
     def rows(share: Share) -> Share:
-        width = element_count(share.shape) // material.count
+        width = element_count(share.shape[1:])
         low, high = start * width, (start + count) * width
         shape = (count, *share.shape[1:])
         return Share(share.ring, shape, share.first[low:high], share.second[low:high])
