@@ -1069,7 +1069,7 @@ def _each(ring: Ring, count: int, parties: Sequence[int] = (0, 1, 2)) -> Cost:
 
 
 def drelu_cost(profile: Profile, count: int) -> Cost:
-    """§7.3 DReLU on ``count`` elements: 3 rounds.
+    """§7.3 DReLU: on ``count`` elements: 3 rounds.
 
     Round 1: P2 opens its components of the masked value to P0 and P1 (one ring element each).
     Round 2: P0 and P1 send P2 their rotated vectors (k + 1 elements of Z_p each), P0 sends the
@@ -1178,7 +1178,7 @@ def mask_bits_cost(count: int, width: int) -> Cost:
 
 
 def material_cost(profile: Profile, count: int) -> Cost:
-    """§6.2 offline cost for ``count`` elements: k + 6 rounds.
+    """§6.2 Comparison material: offline cost for ``count`` elements: k + 6 rounds.
 
     mask_bits with width k + 1 (k + 1 rounds), lifting the k low bits and beta to Z_p (2),
     lifting r_k XOR beta to Z_2^l (2), and [beta r_j]_p by one multiplication of (count, k)
