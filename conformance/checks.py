@@ -135,7 +135,7 @@ def private_compare_vector(profile: Profile, c: int, r_bits: list[int], beta: in
 
 
 def compare_vector_problems(case: Case, outcome: Outcome) -> list[str]:
-    """§7.2 Private compare: step 1: d^(0) + d^(1) is the spec vector, one zero iff [r > c mod 2^k] XOR beta."""
+    """§7.2 Private compare: step 1: d^(0) + d^(1) is the vector; one zero iff r > c (mod 2^k) XOR beta."""
     profile = case.profile_object
     k = profile.comparison_bits
     p = profile.field.modulus
