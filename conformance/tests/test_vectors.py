@@ -23,6 +23,7 @@ import pytest
 
 from conformance.harness import implementation, selected_names
 from conformance.operations import OPERATIONS
+from conformance.strategies import BUNDLES
 from conformance.vectors import (
     SCHEMA_ID,
     SCHEMA_PATH,
@@ -51,23 +52,7 @@ REQUIRED_OPERATIONS = {
     "prss_share",
     "zero_share",
     "encode_fixed",
-    "lift_bits",
-    "bit_to_ring",
-    "mask_bits",
-    "generate_comparison_material",
-    "compare_vector",
-    "sign_bits",
-    "drelu",
-    "relu",
-    "relu_and_derivative",
-    "compare",
-    "select_shares",
-    "maximum",
-    "argmax",
-    "max_and_argmax",
-    "exp_nonpositive",
-    "reciprocal",
-    "softmax",
+    *(name for names in BUNDLES.values() for name in names),
 }
 REQUIRED_ERRORS = {
     "reveal_checked": {"ShareConsistencyError"},
