@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 import fast.arithmetic
 import fast.comparison
@@ -156,7 +159,7 @@ def cases(impl: str, quick: bool) -> list[BenchCase]:
 def _operand(modules: Modules, ctx: PartyContext, profile: Profile, shape: tuple[int, ...], seed: int) -> Any:
     """A sharing (input by P0) of fixed-point values in [-4, 4) drawn from a pinned generator."""
     count = refimpl.ring.element_count(shape)
-    generator = __import__("random").Random(seed)
+    generator = random.Random(seed)
     values = None
     if ctx.party == 0:
         encoded = refimpl.ring.encode_fixed(profile, [generator.uniform(-4.0, 4.0) for _ in range(count)])
@@ -165,8 +168,6 @@ def _operand(modules: Modules, ctx: PartyContext, profile: Profile, shape: tuple
 
 
 def _as_array(values: list[int], profile: Profile, shape: tuple[int, ...]) -> Any:
-    import numpy as np
-
     return np.array(values, dtype=fast.ring.dtype_of(profile.ring)).reshape(shape)
 
 

@@ -25,6 +25,8 @@ from refimpl.transport import PartyContext, run_parties
 
 DATA_HOLDER = 3
 SOFTMAX_COLUMNS = 10
+PHASES = ("multiplications", "offline phase", "relu and softmax")
+"""The measured phases; each is bracketed by two barriers that every party, the data holder too, joins."""
 Matrix = NDArray[np.float64]
 
 
@@ -91,18 +93,19 @@ def demo_program(
         if ctx.party == DATA_HOLDER:
             for array, shape in zip(inputs, shapes, strict=True):
                 sharing.deal_input(ctx, ring, encode_fixed(profile, array), shape)
-            for _ in range(6):
+            for _ in range(2 * len(PHASES)):
                 ctx.barrier()
             return None
         left, other, right = (sharing.receive_input(ctx, ring, DATA_HOLDER, shape) for shape in shapes)
         outcome = DemoOutcome()
-        with Meter(ctx, outcome, "multiplications"):
+        multiplications, offline, nonlinear_phase = PHASES
+        with Meter(ctx, outcome, multiplications):
             elementwise = arithmetic.mul_truncate(ctx, left, other, f)
             product = arithmetic.matmul_truncate(ctx, left, right, f)
-        with Meter(ctx, outcome, "offline phase"):
+        with Meter(ctx, outcome, offline):
             needed = rows * columns + nonlinear.comparisons_for_softmax(logits_shape)
             pool = preprocessing.generate_comparison_pool(ctx, profile, needed)
-        with Meter(ctx, outcome, "relu and softmax"):
+        with Meter(ctx, outcome, nonlinear_phase):
             rectified = comparison.relu(ctx, product, pool)
             probabilities = nonlinear.softmax(ctx, _first_columns(product, logits_shape[1]), pool)
         results = {

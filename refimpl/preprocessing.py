@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from refimpl.arithmetic import mul, reshare
 from refimpl.randomness import draw_below, draw_integers, party_randomness, prss_share
 from refimpl.ring import BINARY, Profile, Ring, Share, element_count
-from refimpl.sharing import add, mul_public, share_input, sub
+from refimpl.sharing import add, concatenate, gather, mul_public, share_input, sub
 from refimpl.transport import COMPUTING_PARTIES, PartyContext
 
 
@@ -77,16 +77,14 @@ def _bits_of(values: list[int], width: int) -> list[int]:
 def _column(x: Share, column: int) -> Share:
     """Column ``column`` of a (rows, columns) sharing."""
     rows, columns = x.shape
-    pick = range(column, rows * columns, columns)
-    return Share(x.ring, (rows,), [x.first[i] for i in pick], [x.second[i] for i in pick])
+    return gather(x, range(column, rows * columns, columns), (rows,))
 
 
 def _stack_columns(parts: list[Share]) -> Share:
     """(rows,) sharings side by side as a (rows, len(parts)) sharing."""
     rows = parts[0].shape[0]
-    first = [part.first[row] for row in range(rows) for part in parts]
-    second = [part.second[row] for row in range(rows) for part in parts]
-    return Share(parts[0].ring, (rows, len(parts)), first, second)
+    order = [part * rows + row for row in range(rows) for part in range(len(parts))]
+    return gather(concatenate(parts), order, (rows, len(parts)))
 
 
 def mask_bits(ctx: PartyContext, mask: Share, width: int) -> Share:
