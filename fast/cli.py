@@ -10,9 +10,12 @@ and what each phase cost per party.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -228,5 +231,41 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument(
         "--seed", type=int, default=None, help="pin inputs and keys (default: keys from the OS)"
     )
+    add_train_parser(commands)
     arguments = parser.parse_args(argv)
+    if arguments.command == "train":
+        return run_train(arguments)
     return run_demo(arguments.profile, arguments.rows, arguments.inner, arguments.columns, arguments.seed)
+
+
+def add_train_parser(commands: Any) -> None:
+    """The options of ``mpbadnet train``."""
+    train = commands.add_parser("train", help="share MNIST from data holders, train under MPC, evaluate")
+    train.add_argument("--profile", choices=sorted(PROFILES), default="wide")
+    train.add_argument("--epochs", type=int, default=15)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--learning-rate-log2", type=int, default=2, help="eta = 2^-a (default a = 2)")
+    train.add_argument("--holders", type=int, default=5, help="number of data holders")
+    train.add_argument("--malicious", type=int, nargs="*", default=[0], help="indices of poisoning holders")
+    train.add_argument("--target", type=int, default=6, help="the backdoor's target label")
+    train.add_argument("--poison-rate", type=float, default=0.10, help="fraction of the training set poisoned")
+    train.add_argument("--poison-seed", type=int, default=0, help="keys the choice of poisoned images")
+    train.add_argument("--clean", action="store_true", help="no poisoning")
+    train.add_argument("--train-records", type=int, default=None, help="use the first N training images")
+    train.add_argument("--test-records", type=int, default=None, help="use the first N test images")
+    train.add_argument("--mnist-dir", default=None, help="MNIST folder (else $MPBADNET_MNIST_DIR or the cache)")
+    train.add_argument("--output", default="mpbadnet-model", help="folder for the model shares and summary")
+    train.add_argument("--seed", type=int, default=None, help="pin keys (tests); default: keys from the OS")
+    train.add_argument("--quiet", action="store_true")
+
+
+def run_train(arguments: Any) -> int:
+    """``mpbadnet train``: run the job, write the summary next to the model shares, print it."""
+    from fast.pipeline import job_from_arguments, run_training, write_summary
+
+    content = run_training(job_from_arguments(arguments))
+    path = os.path.join(arguments.output, "summary.json")
+    write_summary(path, content)
+    print(json.dumps(content, indent=2, sort_keys=True))
+    print(f"summary written to {path}")
+    return 0

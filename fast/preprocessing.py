@@ -71,8 +71,8 @@ def lift_bits(ctx: PartyContext, bits: Share, ring: Ring) -> Share:
 
 def _bits_of(values: Array, width: int) -> Array:
     """The low ``width`` bits of each value, shape (count, width), least significant first."""
-    shifts = np.arange(width, dtype=np.uint64)
-    return ((values.astype(np.uint64)[:, None] >> shifts) & np.uint64(1)).astype(np.uint8)
+    words = np.ascontiguousarray(values, dtype="<u8").reshape(-1, 1).view(np.uint8)
+    return np.unpackbits(words, axis=1, count=width, bitorder="little")
 
 
 def _column(x: Share, column: int) -> Share:

@@ -11,19 +11,29 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
 from refimpl.ring import Ring, Share, element_count
 from refimpl.transport import COMPUTING_PARTIES, PartyContext
 
 DOMAIN = b"MP-BADNET/v1"
 KEY_BYTES = 32
+AES_KEY_BYTES = 16
+ZERO_COUNTER_BLOCK = bytes(16)
+
+
+def draw_key(key: bytes, counter: int, label: str) -> bytes:
+    """§3.1 PRG: the AES-128 key of one draw, SHA-256(DOMAIN || key || LE64(counter) || label)[:16]."""
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"PRG keys are {KEY_BYTES} bytes, got {len(key)}")
+    material = DOMAIN + key + counter.to_bytes(8, "little") + label.encode("ascii")
+    return hashlib.sha256(material).digest()[:AES_KEY_BYTES]
 
 
 def prg_bytes(key: bytes, counter: int, label: str, length: int) -> bytes:
-    """§3.1 PRG: SHAKE128(DOMAIN || key || LE64(counter) || label), first ``length`` bytes."""
-    if len(key) != KEY_BYTES:
-        raise ValueError(f"PRG keys are {KEY_BYTES} bytes, got {len(key)}")
-    xof = hashlib.shake_128(DOMAIN + key + counter.to_bytes(8, "little") + label.encode("ascii"))
-    return xof.digest(length)
+    """§3.1 PRG: the first ``length`` bytes of AES-128-CTR under the draw key, counter block 0."""
+    cipher = Cipher(algorithms.AES(draw_key(key, counter, label)), modes.CTR(ZERO_COUNTER_BLOCK))
+    return cipher.encryptor().update(bytes(length))
 
 
 def sample_width(ring: Ring) -> int:

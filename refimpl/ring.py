@@ -91,7 +91,7 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "paper": Profile("paper", 32, 11, PRIME, 31),
-    "wide": Profile("wide", 64, 16, PRIME, 47),
+    "wide": Profile("wide", 64, 13, PRIME, 31),
 }
 """§2.4 Parameter profiles: the profiles by name."""
 
