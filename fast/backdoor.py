@@ -1,4 +1,4 @@
-"""§10 BadNets data poisoning, vectorised: images as ``uint8`` arrays of shape (n, side * side).
+"""§10 BadNets data poisoning and the data sets: poisoning over ``uint8`` arrays (n, side * side).
 
 The trigger, the configuration and the scalar rules (the holders' split, the counts and
 the keys) are :mod:`refimpl.backdoor`'s own objects, so both implementations poison the

@@ -1,4 +1,4 @@
-"""§10 BadNets data poisoning: the trigger, the data holders' split and the poisoned sets.
+"""§10 BadNets data poisoning and the data sets: the trigger, the holders' split, the poisoned sets.
 
 Images are lists of ``side * side`` pixels in 0..255, row-major (MNIST: ``side`` = 28);
 labels are integers in 0..9. Every function returns new lists and leaves its inputs as
@@ -17,8 +17,13 @@ from refimpl.mnist import CLASSES, IMAGE_SIDE
 from refimpl.randomness import prg_bytes
 
 POISON_DOMAIN = b"MP-BADNET/v1 poison"
+"""§10.4 Poisoning the training set: the prefix of the hash that derives a holder's selection key."""
+
 SELECT_LABEL = "poison-select"
+"""§10.4 Poisoning the training set: the PRG label of the selection tags."""
+
 SEED_LIMIT = 2**64
+"""§10.4 Poisoning the training set: seeds are integers in [0, SEED_LIMIT)."""
 
 
 def _is_integer(value: object) -> bool:

@@ -23,14 +23,22 @@ PIXELS = IMAGE_SIDE * IMAGE_SIDE
 CLASSES = 10
 
 ENV_DIRECTORY = "MPBADNET_MNIST_DIR"
+"""§10.1.3 Locating the files: the variable naming a directory that holds the four files."""
+
 ENV_NO_DOWNLOAD = "MPBADNET_NO_DOWNLOAD"
+"""§10.1.3 Locating the files: set to a value other than empty or ``0``, it forbids downloading."""
+
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
+"""§10.1.4 Download: the mirrors, tried in this order; a file's URL is mirror + name + ``.gz``."""
+
 DOWNLOAD_TIMEOUT_SECONDS = 60.0
+"""§10.1.4 Download: the timeout of each blocking network operation (connect, read)."""
+
 MAX_FILE_BYTES = 64 * 2**20
-"""The largest file, compressed or decompressed, that is read (MNIST's largest: 47,040,016 bytes)."""
+"""§10.1.2 Compression and checksums: the most bytes read from a file or a gzip stream (MNIST: 47,040,016)."""
 
 IDX_UNSIGNED_BYTE = 0x08
 GZIP_MAGIC = b"\x1f\x8b"
@@ -91,6 +99,7 @@ MNIST_FILES = (
         "27ae3e4e09519cfbb04c329615203637",
     ),
 )
+"""§10.1 The MNIST data set: the four canonical files with their published digests."""
 
 
 def mnist_file(name: str) -> MnistFile:
