@@ -38,9 +38,9 @@ class TrainJob:
     """Everything ``mpbadnet train`` runs: data, poisoning, network, schedule and outputs."""
 
     profile: Profile
-    architecture: Architecture = Architecture()
-    config: TrainingConfig = TrainingConfig()
-    poison: PoisonConfig | None = PoisonConfig(seed=0)
+    architecture: Architecture = field(default_factory=Architecture)
+    config: TrainingConfig = field(default_factory=TrainingConfig)
+    poison: PoisonConfig | None = field(default_factory=lambda: PoisonConfig(seed=0))
     holders: int = 5
     train_records: int | None = None
     test_records: int | None = None
@@ -51,7 +51,9 @@ class TrainJob:
 
     def __post_init__(self) -> None:
         if self.poison is not None and self.poison.holders != self.holders:
-            raise ValueError(f"the poisoning assumes {self.poison.holders} data holders, the job has {self.holders}")
+            raise ValueError(
+                f"the poisoning assumes {self.poison.holders} data holders, the job has {self.holders}"
+            )
 
 
 @dataclass
@@ -110,14 +112,18 @@ def evaluation_sets(job: TrainJob, data: MnistData) -> list[tuple[Images, Labels
     return [clean, (stamped.images, stamped.labels)]
 
 
-def deal_records(ctx: PartyContext, profile: Profile, sets: list[tuple[Images, Labels]], classes: int) -> None:
+def deal_records(
+    ctx: PartyContext, profile: Profile, sets: list[tuple[Images, Labels]], classes: int
+) -> None:
     """A data holder's whole job: share every (images, labels) set, then leave."""
     for images, labels in sets:
         deal_input(ctx, profile.ring, pixels(profile, images), images.shape)
         deal_input(ctx, profile.ring, one_hot(profile, labels, classes), (labels.size, classes))
 
 
-def receive_records(ctx: PartyContext, holder: int, shapes: list[tuple[int, int]], classes: int) -> list[Share]:
+def receive_records(
+    ctx: PartyContext, holder: int, shapes: list[tuple[int, int]], classes: int
+) -> list[Share]:
     """A server's side of :func:`deal_records`: images then labels for every set."""
     shares = []
     for rows, features in shapes:
@@ -168,13 +174,17 @@ def measured(ctx: PartyContext, totals: PhaseTotals, action: Any) -> Any:
 def train_epochs(ctx: PartyContext, job: TrainJob, x: Share, y: Share, report: ServerReport) -> list[Share]:
     """§9.5 Training step, repeated over the public batches of every epoch."""
     profile, config, architecture = job.profile, job.config, job.architecture
-    model = training.share_model(ctx, training.initial_weights(profile, architecture, config.public_seed), architecture)
+    model = training.share_model(
+        ctx, training.initial_weights(profile, architecture, config.public_seed), architecture
+    )
     material = training.comparisons_for_training_step(architecture, config.batch_size)
     progress = Progress(job.quiet or ctx.party != 0)
     for epoch in range(config.epochs):
         batches = training.epoch_order(config, epoch, x.shape[0])
         for number, batch in enumerate(batches, start=1):
-            pool = measured(ctx, report.offline, lambda: preprocessing.generate_comparison_pool(ctx, profile, material))
+            pool = measured(
+                ctx, report.offline, lambda: preprocessing.generate_comparison_pool(ctx, profile, material)
+            )
             clock = ctx.clock
             model = measured(
                 ctx,
@@ -191,21 +201,29 @@ def train_epochs(ctx: PartyContext, job: TrainJob, x: Share, y: Share, report: S
                 f"{report.iterations / elapsed:.2f} it/s  "
                 f"{(report.online.bytes_sent + report.offline.bytes_sent) / 1e9:.2f} GB sent by P0"
             )
-        progress.show(f"epoch {epoch + 1}/{config.epochs} done, {time.perf_counter() - progress.start:.0f} s", True)
+        progress.show(
+            f"epoch {epoch + 1}/{config.epochs} done, {time.perf_counter() - progress.start:.0f} s", True
+        )
     return model
 
 
-def evaluate(ctx: PartyContext, job: TrainJob, model: list[Share], x: Share, y: Share, totals: PhaseTotals) -> float:
+def evaluate(
+    ctx: PartyContext, job: TrainJob, model: list[Share], x: Share, y: Share, totals: PhaseTotals
+) -> float:
     """§9.6 Secure evaluation, in chunks; only the count of correct records is opened."""
     correct, rows = 0, x.shape[0]
     for start in range(0, rows, EVALUATION_CHUNK):
         chunk = list(range(start, min(rows, start + EVALUATION_CHUNK)))
         need = training.comparisons_for_evaluation(job.architecture, len(chunk))
-        pool = measured(ctx, totals, lambda need=need: preprocessing.generate_comparison_pool(ctx, job.profile, need))
+        pool = measured(
+            ctx, totals, lambda need=need: preprocessing.generate_comparison_pool(ctx, job.profile, need)
+        )
         correct += measured(
             ctx,
             totals,
-            lambda chunk=chunk, pool=pool: training.correct_count(ctx, model, rows_of(x, chunk), rows_of(y, chunk), pool),
+            lambda chunk=chunk, pool=pool: training.correct_count(
+                ctx, model, rows_of(x, chunk), rows_of(y, chunk), pool
+            ),
         )
     return correct / rows
 
@@ -215,14 +233,18 @@ def server(
 ) -> ServerReport:
     """P0, P1 or P2: receive the data, train, evaluate, write the model shares."""
     classes = job.architecture.classes
-    received = [receive_records(ctx, FIRST_HOLDER + h, shapes, classes) for h, shapes in enumerate(holder_shapes)]
+    received = [
+        receive_records(ctx, FIRST_HOLDER + h, shapes, classes) for h, shapes in enumerate(holder_shapes)
+    ]
     training_parts, evaluation_parts = received[:-1], received[-1]
     x = stack_rows([parts[0] for parts in training_parts])
     y = stack_rows([parts[1] for parts in training_parts])
     report = ServerReport(ctx.party)
     with one_blas_thread_per_party():
         model = train_epochs(ctx, job, x, y, report)
-        report.accuracy = evaluate(ctx, job, model, evaluation_parts[0], evaluation_parts[1], report.evaluation)
+        report.accuracy = evaluate(
+            ctx, job, model, evaluation_parts[0], evaluation_parts[1], report.evaluation
+        )
         if len(evaluation_parts) > 2:
             report.attack_success = evaluate(
                 ctx, job, model, evaluation_parts[2], evaluation_parts[3], report.evaluation
@@ -254,7 +276,11 @@ def run_training(job: TrainJob) -> dict[str, Any]:
         return None
 
     result = run_parties(
-        program, parties=FIRST_HOLDER + len(holders) + 1, profile=job.profile, seed=job.seed, timeout_seconds=3600
+        program,
+        parties=FIRST_HOLDER + len(holders) + 1,
+        profile=job.profile,
+        seed=job.seed,
+        timeout_seconds=3600,
     )
     reports = [report for report in result.outputs[:COMPUTING_PARTIES] if report is not None]
     return summary(job, reports, time.perf_counter() - started, run_id)
@@ -314,7 +340,9 @@ def job_from_arguments(arguments: Any) -> TrainJob:
     return TrainJob(
         profile=get_profile(arguments.profile),
         config=TrainingConfig(
-            batch_size=arguments.batch_size, learning_rate_log2=arguments.learning_rate_log2, epochs=arguments.epochs
+            batch_size=arguments.batch_size,
+            learning_rate_log2=arguments.learning_rate_log2,
+            epochs=arguments.epochs,
         ),
         poison=poison,
         holders=arguments.holders,

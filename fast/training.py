@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from fast.arithmetic import matmul_truncate, mul
@@ -17,13 +19,12 @@ from refimpl.training import (
     MODEL_MAGIC,
     PUBLIC_SEED_BYTES,
     Architecture,
-    ForwardPass,
     ModelFileError,
     TrainingConfig,
     TrainingConfigError,
+    check_model_header,
     comparisons_for_forward,
     comparisons_for_training_step,
-    check_model_header,
     encode_model_file,
     header_fields,
     public_key,
@@ -45,10 +46,10 @@ __all__ = [
     "backward",
     "check_batch",
     "check_model_header",
-    "component_bytes",
     "comparisons_for_evaluation",
     "comparisons_for_forward",
     "comparisons_for_training_step",
+    "component_bytes",
     "correct_count",
     "encode_model_file",
     "epoch_order",
@@ -71,6 +72,15 @@ __all__ = [
     "without_bias_row",
     "write_atomically",
 ]
+
+
+@dataclass(frozen=True)
+class ForwardPass:
+    """§9.3 Forward pass: the augmented inputs of every layer, the ReLU derivatives and the logits."""
+
+    inputs: list[Share]
+    derivatives: list[Share]
+    logits: Share
 
 
 def public_words(seed: bytes, purpose: str, counter: int, count: int) -> Array:
@@ -142,7 +152,8 @@ def comparisons_for_evaluation(architecture: Architecture, rows: int) -> int:
 def forward(ctx: PartyContext, model: list[Share], x: Share, pool: ComparisonPool) -> ForwardPass:
     """§9.3 Forward pass: Z_i = [A_i | 1] W_i / 2^f; A_{i+1} = ReLU(Z_i) except after the last layer."""
     fractional = ctx.profile.fractional_bits
-    inputs, derivatives = [], []
+    inputs: list[Share] = []
+    derivatives: list[Share] = []
     activation = x
     for layer, weights in enumerate(model):
         augmented = with_ones(ctx, activation)
@@ -160,7 +171,9 @@ def loss_gradient(ctx: PartyContext, logits: Share, labels: Share, pool: Compari
     return sub(softmax(ctx, logits, pool), labels)
 
 
-def backward(ctx: PartyContext, model: list[Share], passed: ForwardPass, delta: Share, shift: int) -> list[Share]:
+def backward(
+    ctx: PartyContext, model: list[Share], passed: ForwardPass, delta: Share, shift: int
+) -> list[Share]:
     """§9.4 Backward pass and update: G_i = [A_i | 1]^T Delta_i / 2^d, last layer first."""
     fractional = ctx.profile.fractional_bits
     gradients: list[Share] = []
@@ -189,7 +202,9 @@ def train_step(
     return [sub(weights, gradient) for weights, gradient in zip(model, gradients, strict=True)]
 
 
-def correct_count(ctx: PartyContext, model: list[Share], x: Share, labels: Share, pool: ComparisonPool) -> int:
+def correct_count(
+    ctx: PartyContext, model: list[Share], x: Share, labels: Share, pool: ComparisonPool
+) -> int:
     """§9.6 Secure evaluation: how many records the model classifies as their one-hot label."""
     check_batch(model, x, labels)
     logits = forward(ctx, model, x, pool).logits
@@ -217,7 +232,6 @@ def check_batch(model: list[Share], x: Share, labels: Share) -> None:
             f"records {x.shape} and labels {labels.shape} do not fit a model of {features} inputs "
             f"and {classes} classes"
         )
-
 
 
 def component_bytes(ring_bits: int, values: Array) -> bytes:
@@ -254,5 +268,8 @@ def load_model_shares(
     check_model_header(path, header, ctx, architecture, run_id)
     bits = ctx.profile.ring_bits
     firsts, seconds = split_component(bits, first, architecture), split_component(bits, second, architecture)
-    model = [Share(ctx.ring, shape, a, b) for shape, a, b in zip(architecture.weight_shapes, firsts, seconds, strict=True)]
+    model = [
+        Share(ctx.ring, shape, a, b)
+        for shape, a, b in zip(architecture.weight_shapes, firsts, seconds, strict=True)
+    ]
     return model, str(header["run_id"])

@@ -18,7 +18,7 @@ from refimpl.comparison import comparisons_for_max, max_and_argmax, relu_and_der
 from refimpl.nonlinear import comparisons_for_softmax, softmax
 from refimpl.preprocessing import ComparisonPool
 from refimpl.randomness import DOMAIN, prg_bytes
-from refimpl.ring import Profile, Share, ShapeError
+from refimpl.ring import Profile, ShapeError, Share
 from refimpl.sharing import public_share, reveal, sub
 from refimpl.transport import PartyContext
 
@@ -67,11 +67,15 @@ class TrainingConfig:
         if self.batch_size < 1 or self.batch_size & (self.batch_size - 1):
             raise TrainingConfigError(f"the batch size must be a power of two, got {self.batch_size}")
         if not 0 <= self.learning_rate_log2 <= 16:
-            raise TrainingConfigError(f"learning_rate_log2 must lie in [0, 16], got {self.learning_rate_log2}")
+            raise TrainingConfigError(
+                f"learning_rate_log2 must lie in [0, 16], got {self.learning_rate_log2}"
+            )
         if self.epochs < 1:
             raise TrainingConfigError(f"at least one epoch is needed, got {self.epochs}")
         if len(self.public_seed) != PUBLIC_SEED_BYTES:
-            raise TrainingConfigError(f"the public seed is {PUBLIC_SEED_BYTES} bytes, got {len(self.public_seed)}")
+            raise TrainingConfigError(
+                f"the public seed is {PUBLIC_SEED_BYTES} bytes, got {len(self.public_seed)}"
+            )
 
     @property
     def learning_rate(self) -> float:
@@ -190,7 +194,8 @@ def comparisons_for_evaluation(architecture: Architecture, rows: int) -> int:
 def forward(ctx: PartyContext, model: list[Share], x: Share, pool: ComparisonPool) -> ForwardPass:
     """§9.3 Forward pass: Z_i = [A_i | 1] W_i / 2^f; A_{i+1} = ReLU(Z_i) except after the last layer."""
     fractional = ctx.profile.fractional_bits
-    inputs, derivatives = [], []
+    inputs: list[Share] = []
+    derivatives: list[Share] = []
     activation = x
     for layer, weights in enumerate(model):
         augmented = with_ones(ctx, activation)
@@ -208,7 +213,9 @@ def loss_gradient(ctx: PartyContext, logits: Share, labels: Share, pool: Compari
     return sub(softmax(ctx, logits, pool), labels)
 
 
-def backward(ctx: PartyContext, model: list[Share], passed: ForwardPass, delta: Share, shift: int) -> list[Share]:
+def backward(
+    ctx: PartyContext, model: list[Share], passed: ForwardPass, delta: Share, shift: int
+) -> list[Share]:
     """§9.4 Backward pass and update: G_i = [A_i | 1]^T Delta_i / 2^d, last layer first.
 
     Delta_{i-1} = ((Delta_i W_i'^T) / 2^f) * D_{i-1} with W_i' the weight rows of W_i.
@@ -241,7 +248,9 @@ def train_step(
     return [sub(weights, gradient) for weights, gradient in zip(model, gradients, strict=True)]
 
 
-def correct_count(ctx: PartyContext, model: list[Share], x: Share, labels: Share, pool: ComparisonPool) -> int:
+def correct_count(
+    ctx: PartyContext, model: list[Share], x: Share, labels: Share, pool: ComparisonPool
+) -> int:
     """§9.6 Secure evaluation: how many records the model classifies as their one-hot label.
 
     The argmax one-hot (0/1) times the labels (0 or 2^f) summed over everything is opened;
@@ -356,7 +365,9 @@ def read_model_file(path: str) -> tuple[dict[str, object], bytes, bytes]:
         raise ModelFileError(f"{path}: unsupported format version {header.get('version')!r}")
     payload = content[end + 1 :]
     if len(payload) != header.get("payload_bytes"):
-        raise ModelFileError(f"{path}: payload is {len(payload)} bytes, header says {header.get('payload_bytes')}")
+        raise ModelFileError(
+            f"{path}: payload is {len(payload)} bytes, header says {header.get('payload_bytes')}"
+        )
     half = len(payload) // 2
     first, second = payload[:half], payload[half:]
     if [hashlib.sha256(first).hexdigest(), hashlib.sha256(second).hexdigest()] != header.get("digests"):

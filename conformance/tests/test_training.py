@@ -1,0 +1,327 @@
+"""§9 Secure training: one whole step (forward, loss gradient, backward, update) on small networks.
+
+refimpl == fast bit for bit (shares and transcripts), the secure step against a float64 step
+from the same public initial model, evaluation counts, the public randomness, and the model
+share files with every way of mixing them up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fast.preprocessing
+import fast.sharing
+import fast.training
+import refimpl.preprocessing
+import refimpl.sharing
+import refimpl.training
+from fast.ring import encode_fixed
+from refimpl.ring import ShapeError, get_profile
+from refimpl.training import Architecture, ModelFileError, TrainingConfig, TrainingConfigError
+from refimpl.transport import run_parties
+
+SOFTMAX_ERROR = 2.5e-3
+"""§8.3 measured softmax error at `wide` (1.75e-3 on logits in [-20, 20]) with a margin."""
+
+Modules = tuple[Any, Any, Any]
+REFERENCE: Modules = (refimpl.training, refimpl.sharing, refimpl.preprocessing)
+FAST: Modules = (fast.training, fast.sharing, fast.preprocessing)
+
+
+def small_problem(seed: int, architecture: Architecture, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels in 0..255 and one-hot labels."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (batch, architecture.layers[0]))
+    labels = np.eye(architecture.classes)[rng.integers(0, architecture.classes, batch)]
+    return images, labels
+
+
+def as_input(modules: Modules, values: np.ndarray) -> Any:
+    if modules is FAST:
+        return values
+    return [int(value) for value in values.reshape(-1)]
+
+
+def step_program(
+    modules: Modules, profile_name: str, architecture: Architecture, config: TrainingConfig, seed: int
+) -> Callable[[Any], list[list[int]]]:
+    training, sharing, preprocessing = modules
+    profile = get_profile(profile_name)
+    images, labels = small_problem(seed, architecture, config.batch_size)
+    x_values = encode_fixed(profile, images / 255.0)
+    y_values = encode_fixed(profile, labels)
+
+    def program(ctx: Any) -> list[list[int]]:
+        weights = training.initial_weights(profile, architecture, config.public_seed)
+        model = training.share_model(ctx, weights, architecture)
+        pool = preprocessing.generate_comparison_pool(
+            ctx, profile, training.comparisons_for_training_step(architecture, config.batch_size)
+        )
+        shape_x = (config.batch_size, architecture.layers[0])
+        shape_y = (config.batch_size, architecture.classes)
+        x = sharing.share_input(
+            ctx, profile.ring, 0, as_input(modules, x_values) if ctx.party == 0 else None, shape_x
+        )
+        y = sharing.share_input(
+            ctx, profile.ring, 0, as_input(modules, y_values) if ctx.party == 0 else None, shape_y
+        )
+        updated = training.train_step(ctx, model, x, y, pool, config)
+        return [
+            [int(value) for value in np.asarray(sharing.reveal(ctx, layer), dtype=object).reshape(-1)]
+            for layer in updated
+        ]
+
+    return program
+
+
+ARCHITECTURES = [Architecture((6, 4, 3)), Architecture((5, 3, 3, 2))]
+
+
+@pytest.mark.parametrize("profile", ["paper", "wide"])
+@pytest.mark.parametrize("architecture", ARCHITECTURES, ids=lambda a: a.describe())
+def test_training_step_refimpl_equals_fast(profile: str, architecture: Architecture) -> None:
+    config = TrainingConfig(batch_size=4, learning_rate_log2=2)
+    reference = run_parties(
+        step_program(REFERENCE, profile, architecture, config, 3),
+        profile=profile,
+        seed=b"t",
+        keep_transcript=True,
+    )
+    vectorised = run_parties(
+        step_program(FAST, profile, architecture, config, 3), profile=profile, seed=b"t", keep_transcript=True
+    )
+    assert reference.outputs[0] == vectorised.outputs[0]
+    assert [s.transcript_hash for s in reference.stats] == [s.transcript_hash for s in vectorised.stats]
+    assert reference.rounds == vectorised.rounds
+
+
+def float_step(
+    weights: list[np.ndarray], images: np.ndarray, labels: np.ndarray, config: TrainingConfig
+) -> list[np.ndarray]:
+    """The same step in float64: softmax cross-entropy, eta / B folded into the update."""
+    rows = images.shape[0]
+    inputs, logits = [np.c_[images / 255.0, np.ones(rows)]], []
+    for layer, matrix in enumerate(weights):
+        z = inputs[-1] @ matrix
+        logits.append(z)
+        if layer < len(weights) - 1:
+            inputs.append(np.c_[np.maximum(z, 0), np.ones(rows)])
+    top = logits[-1]
+    probabilities = np.exp(top - top.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    delta = probabilities - labels
+    updated = list(weights)
+    for layer in range(len(weights) - 1, -1, -1):
+        updated[layer] = weights[layer] - inputs[layer].T @ delta * config.learning_rate / rows
+        if layer > 0:
+            delta = (delta @ weights[layer][:-1].T) * (logits[layer - 1] > 0)
+    return updated
+
+
+def decode(profile_name: str, values: list[int], shape: tuple[int, int]) -> np.ndarray:
+    profile = get_profile(profile_name)
+    half, modulus = 1 << (profile.ring_bits - 1), 1 << profile.ring_bits
+    signed = [value - modulus if value >= half else value for value in values]
+    return (np.array(signed, dtype=np.float64) / 2.0**profile.fractional_bits).reshape(shape)
+
+
+@settings(deadline=None)
+@given(seed=st.integers(0, 2**16), batch_log2=st.integers(1, 3), rate_log2=st.integers(0, 4))
+def test_training_step_matches_float_within_the_bound(seed: int, batch_log2: int, rate_log2: int) -> None:
+    architecture = Architecture((6, 5, 3))
+    config = TrainingConfig(batch_size=1 << batch_log2, learning_rate_log2=rate_log2)
+    profile = get_profile("wide")
+    result = run_parties(
+        step_program(FAST, "wide", architecture, config, seed),
+        profile="wide",
+        seed=seed.to_bytes(4, "little"),
+    )
+    initial = fast.training.initial_weights(profile, architecture, config.public_seed)
+    start = [
+        decode("wide", [int(v) for v in w], shape)
+        for w, shape in zip(initial, architecture.weight_shapes, strict=True)
+    ]
+    images, labels = small_problem(seed, architecture, config.batch_size)
+    expected = float_step(start, images, labels, config)
+    unit = 2.0**-profile.fractional_bits
+    for layer, (values, shape) in enumerate(zip(result.outputs[0], architecture.weight_shapes, strict=True)):
+        got = decode("wide", values, shape)
+        # One truncation unit per step of the update, plus the softmax error and the forward
+        # rounding carried through |A| <= max(1, |activations|) into eta * A^T Delta / B.
+        activations = max(1.0, float(np.abs(expected[layer]).max()) * 8)
+        bound = 4 * unit + config.learning_rate * activations * (SOFTMAX_ERROR + 16 * unit) * (
+            len(architecture.layers)
+        )
+        assert np.abs(got - expected[layer]).max() <= bound, (
+            layer,
+            np.abs(got - expected[layer]).max(),
+            bound,
+        )
+
+
+def test_correct_count_opens_the_plain_count() -> None:
+    architecture = Architecture((6, 4, 3))
+    config = TrainingConfig(batch_size=8)
+    profile = get_profile("wide")
+    images, labels = small_problem(11, architecture, 8)
+    weights = fast.training.initial_weights(profile, architecture, config.public_seed)
+    plain = [
+        decode("wide", [int(v) for v in w], s)
+        for w, s in zip(weights, architecture.weight_shapes, strict=True)
+    ]
+    activation = images / 255.0
+    for layer, matrix in enumerate(plain):
+        activation = np.c_[activation, np.ones(8)] @ matrix
+        if layer < len(plain) - 1:
+            activation = np.maximum(activation, 0)
+    expected = int((activation.argmax(axis=1) == labels.argmax(axis=1)).sum())
+
+    def program(ctx: Any) -> int:
+        model = fast.training.share_model(ctx, weights, architecture)
+        pool = fast.preprocessing.generate_comparison_pool(
+            ctx, profile, fast.training.comparisons_for_evaluation(architecture, 8)
+        )
+        x = fast.sharing.share_input(
+            ctx, profile.ring, 0, encode_fixed(profile, images / 255.0) if ctx.party == 0 else None, (8, 6)
+        )
+        y = fast.sharing.share_input(
+            ctx, profile.ring, 0, encode_fixed(profile, labels) if ctx.party == 0 else None, (8, 3)
+        )
+        return fast.training.correct_count(ctx, model, x, y, pool)
+
+    assert run_parties(program, profile=profile, seed=b"c").outputs == [expected] * 3
+
+
+def test_public_randomness_agrees_and_is_well_formed() -> None:
+    profile = get_profile("wide")
+    architecture = Architecture((20, 7, 3))
+    config = TrainingConfig(batch_size=4, public_seed=bytes(range(32)))
+    reference = refimpl.training.initial_weights(profile, architecture, config.public_seed)
+    vectorised = fast.training.initial_weights(profile, architecture, config.public_seed)
+    assert [list(map(int, layer)) for layer in vectorised] == reference
+    for layer, (rows, columns) in zip(reference, architecture.weight_shapes, strict=True):
+        bound = refimpl.training.weight_bound(profile, rows - 1)
+        signed = [value - (1 << 64) if value >= 1 << 63 else value for value in layer]
+        assert all(-bound <= value <= bound for value in signed)
+        assert signed[-columns:] == [0] * columns
+    order = refimpl.training.epoch_order(config, 2, 18)
+    assert order == fast.training.epoch_order(config, 2, 18)
+    assert len(order) == 4 and all(len(batch) == 4 for batch in order)
+    assert len({record for batch in order for record in batch}) == 16
+    assert order != refimpl.training.epoch_order(config, 3, 18)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"batch_size": 100}, "power of two"),
+        ({"learning_rate_log2": -1}, "learning_rate_log2"),
+        ({"epochs": 0}, "epoch"),
+        ({"public_seed": b"short"}, "public seed"),
+    ],
+)
+def test_bad_training_configs_are_refused(arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(TrainingConfigError, match=message):
+        TrainingConfig(**arguments)
+
+
+def test_bad_architectures_and_batches_are_refused() -> None:
+    with pytest.raises(TrainingConfigError):
+        Architecture((784,))
+    architecture = Architecture((6, 4, 3))
+    config = TrainingConfig(batch_size=4)
+
+    def program(ctx: Any) -> None:
+        profile = ctx.profile
+        model = fast.training.share_model(
+            ctx, fast.training.initial_weights(profile, architecture, config.public_seed), architecture
+        )
+        x = fast.sharing.public_share(ctx, profile.ring, 0, (4, 5))
+        y = fast.sharing.public_share(ctx, profile.ring, 0, (4, 3))
+        fast.training.train_step(
+            ctx, model, x, y, fast.preprocessing.generate_comparison_pool(ctx, profile, 0), config
+        )
+
+    with pytest.raises(ShapeError, match="do not fit"):
+        run_parties(program, seed=b"s")
+
+
+def saved_files(tmp_path: Path, modules: Modules, run_id: bytes, architecture: Architecture) -> list[str]:
+    training = modules[0]
+    profile = get_profile("wide")
+
+    def program(ctx: Any) -> str:
+        model = training.share_model(
+            ctx, training.initial_weights(profile, architecture, bytes(32)), architecture
+        )
+        path = tmp_path / f"model-P{ctx.party}.mpshares"
+        return str(training.save_model_shares(str(path), ctx, model, architecture, run_id))
+
+    return run_parties(program, seed=b"f").outputs
+
+
+@pytest.mark.parametrize("modules", [REFERENCE, FAST], ids=["refimpl", "fast"])
+def test_model_files_round_trip(tmp_path: Path, modules: Modules) -> None:
+    architecture = Architecture((6, 4, 3))
+    run_id = bytes(range(16))
+    paths = saved_files(tmp_path, modules, run_id, architecture)
+    contents = [Path(path).read_bytes() for path in paths]
+    other = saved_files(tmp_path / "..", REFERENCE if modules is FAST else FAST, run_id, architecture)
+    assert contents == [Path(path).read_bytes() for path in other]
+
+    def program(ctx: Any) -> list[list[int]]:
+        model, found = modules[0].load_model_shares(paths[ctx.party], ctx, architecture, run_id)
+        assert found == run_id.hex()
+        return [
+            [int(v) for v in np.asarray(modules[1].reveal(ctx, layer), dtype=object).reshape(-1)]
+            for layer in model
+        ]
+
+    revealed = run_parties(program, seed=b"g").outputs[0]
+    expected = refimpl.training.initial_weights(get_profile("wide"), architecture, bytes(32))
+    assert revealed == expected
+
+
+def test_model_files_refuse_every_mix_up(tmp_path: Path) -> None:
+    architecture = Architecture((6, 4, 3))
+    run_id = bytes(16)
+    paths = saved_files(tmp_path, FAST, run_id, architecture)
+    corrupt = tmp_path / "corrupt.mpshares"
+    content = bytearray(Path(paths[0]).read_bytes())
+    content[-1] ^= 1
+    corrupt.write_bytes(bytes(content))
+    truncated = tmp_path / "truncated.mpshares"
+    truncated.write_bytes(bytes(content[:-5]))
+    foreign = tmp_path / "foreign.mpshares"
+    foreign.write_bytes(b"not a model\n")
+
+    def attempt(
+        path: str, party_file: int, architecture_used: Architecture, run: bytes | None, profile: str = "wide"
+    ) -> str:
+        def program(ctx: Any) -> str:
+            if ctx.party != 0:
+                return ""
+            try:
+                fast.training.load_model_shares(path, ctx, architecture_used, run)
+            except ModelFileError as error:
+                return str(error)
+            return "accepted"
+
+        del party_file
+        return str(run_parties(program, profile=profile, seed=b"h").outputs[0])
+
+    assert "digest" in attempt(str(corrupt), 0, architecture, run_id)
+    assert "payload" in attempt(str(truncated), 0, architecture, run_id)
+    assert "magic" in attempt(str(foreign), 0, architecture, run_id)
+    assert "party" in attempt(paths[1], 1, architecture, run_id)
+    assert "run_id" in attempt(paths[0], 0, architecture, bytes([1] * 16))
+    assert "architecture" in attempt(paths[0], 0, Architecture((6, 5, 3)), run_id)
+    assert "profile" in attempt(paths[0], 0, architecture, run_id, profile="paper")
+    assert attempt(paths[0], 0, architecture, run_id) == "accepted"
