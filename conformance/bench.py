@@ -8,6 +8,7 @@ itself (online) run between barriers; the table reports medians and one repetiti
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import statistics
@@ -25,14 +26,17 @@ import fast.nonlinear
 import fast.preprocessing
 import fast.ring
 import fast.sharing
+import fast.training
 import refimpl.arithmetic
 import refimpl.comparison
 import refimpl.nonlinear
 import refimpl.preprocessing
 import refimpl.ring
 import refimpl.sharing
+import refimpl.training
 from fast.tuning import keep_freed_memory, one_blas_thread_per_party
 from refimpl.ring import Profile, get_profile
+from refimpl.training import Architecture, TrainingConfig
 from refimpl.transport import PartyContext, run_parties
 
 
@@ -63,6 +67,7 @@ class Modules:
     preprocessing: ModuleType
     comparison: ModuleType
     nonlinear: ModuleType
+    training: ModuleType
 
 
 IMPLEMENTATIONS = {
@@ -73,9 +78,16 @@ IMPLEMENTATIONS = {
         refimpl.preprocessing,
         refimpl.comparison,
         refimpl.nonlinear,
+        refimpl.training,
     ),
     "fast": Modules(
-        fast.ring, fast.sharing, fast.arithmetic, fast.preprocessing, fast.comparison, fast.nonlinear
+        fast.ring,
+        fast.sharing,
+        fast.arithmetic,
+        fast.preprocessing,
+        fast.comparison,
+        fast.nonlinear,
+        fast.training,
     ),
 }
 
@@ -92,6 +104,7 @@ class BenchCase:
     reported_shape: tuple[int, ...]
     comparisons: int
     run: Operation
+    max_repetitions: int | None = None
 
 
 def _f(profile: Profile) -> int:
@@ -147,13 +160,60 @@ CASES: dict[str, Callable[[tuple[int, int, int], tuple[int, ...], tuple[int, int
 }
 
 
+def architecture_for(features: int) -> Architecture:
+    """§9.1 Network and parameters: the paper's network for 784 features, a small one otherwise."""
+    return Architecture() if features == 784 else Architecture((features, 8, 8, 10))
+
+
+@functools.lru_cache(maxsize=8)
+def _initial_weights(impl: str, profile_name: str, features: int) -> Any:
+    """The public initial model, computed once per implementation, profile and width."""
+    modules = IMPLEMENTATIONS[impl]
+    return modules.training.initial_weights(get_profile(profile_name), architecture_for(features), bytes(32))
+
+
+def _model(modules: Modules, ctx: PartyContext, features: int) -> Any:
+    impl = "fast" if modules is IMPLEMENTATIONS["fast"] else "refimpl"
+    weights = _initial_weights(impl, ctx.profile.name, features)
+    return modules.training.share_model(ctx, weights, architecture_for(features))
+
+
+def training_cases(batch: tuple[int, int], evaluation: tuple[int, int]) -> list[BenchCase]:
+    """§9.5 Training step (one iteration) and §9.6 Secure evaluation of ``evaluation[0]`` images."""
+    architecture = architecture_for(batch[1])
+    config = TrainingConfig(batch_size=batch[0])
+    labels, rows = (batch[0], architecture.classes), (evaluation[0], architecture.classes)
+    return [
+        BenchCase(
+            "train_iteration",
+            batch,
+            labels,
+            batch,
+            refimpl.training.comparisons_for_training_step(architecture, batch[0]),
+            lambda i, c, x, y, p: i.training.train_step(c, _model(i, c, x.shape[1]), x, y, p, config),
+            10,
+        ),
+        BenchCase(
+            "inference",
+            evaluation,
+            rows,
+            evaluation,
+            refimpl.training.comparisons_for_evaluation(architecture, evaluation[0]),
+            lambda i, c, x, y, p: i.training.correct_count(c, _model(i, c, x.shape[1]), x, y, p),
+            3,
+        ),
+    ]
+
+
 def cases(impl: str, quick: bool) -> list[BenchCase]:
     """The benchmark cases: the issues' shapes for fast, small shapes for refimpl."""
     if impl == "fast" and not quick:
         matrix, vector, table = (128, 784, 128), (16384,), (128, 10)
+        batch, evaluation = (128, 784), (10000, 784)
     else:
         matrix, vector, table = (8, 16, 8), (256,), (4, 10)
-    return [make(matrix, vector, table) for make in CASES.values()]
+        batch, evaluation = (4, 16), (8, 16)
+    return [make(matrix, vector, table) for make in CASES.values()] + training_cases(batch, evaluation)
 
 
 def _operand(modules: Modules, ctx: PartyContext, profile: Profile, shape: tuple[int, ...], seed: int) -> Any:
@@ -226,6 +286,7 @@ def run_all(quick: bool, repetitions: int, names: set[str] | None = None) -> lis
                 if names and case.name not in names:
                     continue
                 count = repetitions if impl == "fast" else max(1, repetitions // 5)
+                count = min(count, case.max_repetitions or count)
                 results.append(measure(impl, profile_name, case, count))
     return results
 
@@ -233,14 +294,14 @@ def run_all(quick: bool, repetitions: int, names: set[str] | None = None) -> lis
 def table(results: list[Benchmark]) -> str:
     """A readable table of the results."""
     header = (
-        f"{'name':<9} {'impl':<8} {'profile':<7} {'shape':<12} {'online ms':>10} {'rounds':>6}"
+        f"{'name':<15} {'impl':<8} {'profile':<7} {'shape':<12} {'online ms':>10} {'rounds':>6}"
         f" {'offline ms':>10} {'off rnds':>8}  bytes sent per party (online | offline)"
     )
     lines = [header, "-" * len(header)]
     for row in results:
         shape = "x".join(str(d) for d in row.shape)
         lines.append(
-            f"{row.name:<9} {row.impl:<8} {row.profile:<7} {shape:<12} {row.online_seconds * 1e3:>10.3f} "
+            f"{row.name:<15} {row.impl:<8} {row.profile:<7} {shape:<12} {row.online_seconds * 1e3:>10.3f} "
             f"{row.rounds:>6} {row.offline_seconds * 1e3:>10.3f} {row.offline_rounds:>8}  "
             f"{row.bytes_sent_per_party} | {row.offline_bytes_sent_per_party}"
         )
