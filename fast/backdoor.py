@@ -117,8 +117,10 @@ def check_labels(images: ArrayLike, labels: ArrayLike) -> NDArray[np.uint8]:
     """
     count = len(np.asarray(images))
     array = np.asarray(labels)
-    if array.ndim != 1 or len(array) != count:
-        raise ValueError(f"{count} images but labels of shape {array.shape}")
+    if array.ndim != 1:
+        raise ValueError(f"labels must be one-dimensional, got shape {array.shape}")
+    if len(array) != count:
+        raise ValueError(f"{count} images but {len(array)} labels")
     if array.size and array.dtype.kind not in "iu":
         raise ValueError("labels must be integers")
     outside = np.flatnonzero((array < 0) | (array >= CLASSES))
