@@ -248,23 +248,31 @@ def add_train_parser(commands: Any) -> None:
     train.add_argument("--holders", type=int, default=5, help="number of data holders")
     train.add_argument("--malicious", type=int, nargs="*", default=[0], help="indices of poisoning holders")
     train.add_argument("--target", type=int, default=6, help="the backdoor's target label")
-    train.add_argument("--poison-rate", type=float, default=0.10, help="fraction of the training set poisoned")
+    train.add_argument(
+        "--poison-rate", type=float, default=0.10, help="fraction of the training set poisoned"
+    )
     train.add_argument("--poison-seed", type=int, default=0, help="keys the choice of poisoned images")
     train.add_argument("--clean", action="store_true", help="no poisoning")
     train.add_argument("--train-records", type=int, default=None, help="use the first N training images")
     train.add_argument("--test-records", type=int, default=None, help="use the first N test images")
-    train.add_argument("--mnist-dir", default=None, help="MNIST folder (else $MPBADNET_MNIST_DIR or the cache)")
+    train.add_argument(
+        "--mnist-dir", default=None, help="MNIST folder (else $MPBADNET_MNIST_DIR or the cache)"
+    )
     train.add_argument("--output", default="mpbadnet-model", help="folder for the model shares and summary")
     train.add_argument("--seed", type=int, default=None, help="pin keys (tests); default: keys from the OS")
     train.add_argument("--quiet", action="store_true")
+    train.add_argument("--plaintext", action="store_true", help="the float64 baseline in the clear, no MPC")
 
 
 def run_train(arguments: Any) -> int:
     """``mpbadnet train``: run the job, write the summary next to the model shares, print it."""
     from fast.pipeline import job_from_arguments, run_training, write_summary
+    from fast.plaintext import run_plaintext
 
-    content = run_training(job_from_arguments(arguments))
-    path = os.path.join(arguments.output, "summary.json")
+    job = job_from_arguments(arguments)
+    content = run_plaintext(job) if arguments.plaintext else run_training(job)
+    name = "plaintext-summary.json" if arguments.plaintext else "summary.json"
+    path = os.path.join(arguments.output, name)
     write_summary(path, content)
     print(json.dumps(content, indent=2, sort_keys=True))
     print(f"summary written to {path}")
