@@ -97,8 +97,9 @@ def signed_limbs(values: Array, bits: int, limbs: int, width: int) -> list[NDArr
     shifted = values.astype(np.uint64) + np.uint64(offset % (1 << 64))
     result = []
     for index, limb_bits in enumerate(widths):
-        field = (shifted >> np.uint64(width * index)) & np.uint64((1 << limb_bits) - 1)
-        limb = field.view(np.int64).astype(np.float64)
+        field = shifted >> np.uint64(width * index) if index else shifted.copy()
+        field &= np.uint64((1 << limb_bits) - 1)
+        limb = field.astype(np.float64)
         limb -= float(1 << (limb_bits - 1))
         result.append(limb)
     return result
@@ -120,10 +121,10 @@ def ring_matmul(ring: Ring, a: Array, b: Array) -> Array:
     b_stacked = np.concatenate(b_limbs, axis=1)
     total = np.zeros((a.shape[0], columns), dtype=np.uint64)
     for i in range(limbs):
-        block = a_limbs[i] @ b_stacked[:, : columns * (limbs - i)]
+        block = (a_limbs[i] @ b_stacked[:, : columns * (limbs - i)]).astype(np.int64).view(np.uint64)
         for j in range(limbs - i):
-            part = block[:, j * columns : (j + 1) * columns].astype(np.int64).astype(np.uint64)
-            total += part << np.uint64(width * (i + j))
+            part = block[:, j * columns : (j + 1) * columns]
+            total += part << np.uint64(width * (i + j)) if i + j else part
     return total.astype(dtype_of(ring))
 
 

@@ -145,8 +145,10 @@ def zero_test(ctx: PartyContext, material: ComparisonMaterial) -> Array:
     count = material.count
     first = recv_elements(ctx, 0, "cmp-compare", field_ring, count * width)
     second = recv_elements(ctx, 1, "cmp-compare", field_ring, count * width)
-    totals = (first.astype(np.int16) + second) % field_ring.modulus
-    found: Array = (totals.reshape(count, width) == 0).any(axis=1).astype(np.uint8)
+    # Both parts lie in [0, p), so their sum is 0 mod p exactly when it is 0 or p.
+    totals = (first + second).reshape(count, width)
+    zeros = (totals == 0) | (totals == np.uint8(field_ring.modulus))
+    found: Array = zeros.any(axis=1).astype(np.uint8)
     return found
 
 
