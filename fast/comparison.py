@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -34,8 +37,6 @@ __all__ = [
     "zero_test",
 ]
 
-Small = NDArray[np.int16]
-
 
 def open_to_comparers(ctx: PartyContext, masked: Share) -> None:
     """§7.1 Masked opening, step 1: P2 sends x_2 to P0 and x_0 to P1."""
@@ -53,39 +54,62 @@ def receive_opened(ctx: PartyContext, masked: Share) -> Array | None:
     return masked.first.reshape(-1) + masked.second.reshape(-1) + missing
 
 
-LOOKUP_OFFSET = 1 << 13
-"""Values of magnitude below 2^13 are reduced mod p by one table lookup."""
+REDUCTION_OFFSET = 4096
+"""The kernels reduce a small integer x (|x| < 4096) mod p as residues[x + 4096]."""
 
 
 def _residues(prime: int) -> NDArray[np.uint8]:
-    return (np.arange(-LOOKUP_OFFSET, LOOKUP_OFFSET) % prime).astype(np.uint8)
+    return (np.arange(-REDUCTION_OFFSET, REDUCTION_OFFSET) % prime).astype(np.uint8)
 
 
-RESIDUES = {67: _residues(67)}
+def _compare_vector_rows(
+    opened: NDArray[np.uint64],
+    bits_first: NDArray[np.uint8],
+    bits_second: NDArray[np.uint8],
+    flip_first: NDArray[np.uint8],
+    flip_second: NDArray[np.uint8],
+    flipped_first: NDArray[np.uint8],
+    flipped_second: NDArray[np.uint8],
+    first_party: bool,
+    residues: NDArray[np.uint8],
+    out: NDArray[np.uint8],
+) -> None:
+    """The loop of :func:`compare_vector`, one element per row, positions from the top down.
+
+    Every intermediate stays below 4096 in magnitude: the running sums are kept reduced.
+    """
+    count, k = bits_first.shape
+    offset = REDUCTION_OFFSET
+    for e in range(count):
+        value = opened[e]
+        flip = (
+            (np.int64(flip_first[e]) + np.int64(flip_second[e])) if first_party else np.int64(flip_second[e])
+        )
+        flip = np.int64(residues[flip + offset])
+        suffix = 0
+        equal = 0
+        ones = 0
+        for j in range(k - 1, -1, -1):
+            c = np.int64((value >> np.uint64(j)) & np.uint64(1))
+            if first_party:
+                bit = np.int64(bits_first[e, j]) + np.int64(bits_second[e, j])
+                flipped = np.int64(flipped_first[e, j]) + np.int64(flipped_second[e, j])
+                body = suffix - bit + 2 * (flipped - c * flip) + 1 + c
+                term = bit + c if c == 0 else c - bit
+            else:
+                bit = np.int64(bits_second[e, j])
+                flipped = np.int64(flipped_second[e, j])
+                body = suffix - bit + 2 * (flipped - c * flip)
+                term = bit if c == 0 else -bit
+            out[e, j] = residues[body + offset]
+            suffix = np.int64(residues[suffix + term + offset])
+            equal = np.int64(residues[equal + (flipped if c == 0 else -flipped) + offset])
+            ones += c
+        last = equal + flip * (ones - 1) + (1 if first_party else 0)
+        out[e, k] = residues[last + offset]
 
 
-def _mod_prime(values: Small, prime: int) -> NDArray[np.uint8]:
-    """values mod p for |values| < 2^13, by table lookup (faster than integer division)."""
-    table = RESIDUES.get(prime)
-    if table is None:
-        table = RESIDUES.setdefault(prime, _residues(prime))
-    return np.take(table, values + np.int16(LOOKUP_OFFSET))
-
-
-def _own_part(ctx: PartyContext, share: Share) -> Small:
-    """P0's components x_0 + x_1 mod p, or P1's component x_2 (Z_p values as int16)."""
-    if ctx.party == 0:
-        total = share.first + share.second
-        total -= np.uint8(share.ring.modulus) * (total >= share.ring.modulus)
-        return total.astype(np.int16)
-    return share.second.astype(np.int16)
-
-
-def _low_bits(values: Array, count: int) -> NDArray[np.uint8]:
-    """The low ``count`` bits of each value, shape (n, count), least significant first."""
-    little = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
-    octets = little.view(np.uint8).reshape(values.size, values.dtype.itemsize)
-    return np.unpackbits(octets, axis=1, count=count, bitorder="little")
+_compare_vector_kernel: Callable[..., None] = numba.njit(nogil=True, cache=True)(_compare_vector_rows)
 
 
 def compare_vector(ctx: PartyContext, opened: Array, material: ComparisonMaterial) -> Array:
@@ -94,30 +118,46 @@ def compare_vector(ctx: PartyContext, opened: Array, material: ComparisonMateria
     For j < k: d_j = 1 + c_j - r_j + sum_{i>j} (c_i + (1 - 2 c_i) r_i) - 2 c_j beta + 2 beta r_j,
     and d_k = 1 - beta + sum_i (c_i beta + (1 - 2 c_i) beta r_i), with c the opened value.
     Exactly one d_j is zero when [r mod 2^k > c mod 2^k] XOR beta = 1, none otherwise.
-    P0 adds the public constants.
+    P0 adds the public constants (and, holding two components, sums them).
     """
-    prime = material.mask_bits.ring.modulus
     k = material.bits
-    first_party = ctx.party == 0
-    bits = _own_part(ctx, material.mask_bits)
-    flip = _own_part(ctx, material.flip)[:, None]
-    flipped = _own_part(ctx, material.flipped_bits)
-    c = _low_bits(opened, k).astype(np.int16)
-    sign = 1 - 2 * c
-    term = sign * bits
-    if first_party:
-        term += c
-    suffix = np.cumsum(term[:, ::-1], axis=1, dtype=np.int16)[:, ::-1]
-    vector = np.empty((opened.size, k + 1), dtype=np.int16)
-    body = vector[:, :k]
-    np.subtract(suffix, term, out=body)
-    body -= bits
-    body += 2 * (flipped - c * flip)
-    if first_party:
-        body += 1 + c
-    equal = (sign * flipped).sum(axis=1, dtype=np.int16) + flip[:, 0] * (c.sum(axis=1, dtype=np.int16) - 1)
-    vector[:, k] = equal + 1 if first_party else equal
-    return _mod_prime(vector, prime)
+    out = np.empty((opened.size, k + 1), dtype=np.uint8)
+    _compare_vector_kernel(
+        np.ascontiguousarray(opened.reshape(-1), dtype=np.uint64),
+        material.mask_bits.first,
+        material.mask_bits.second,
+        material.flip.first,
+        material.flip.second,
+        material.flipped_bits.first,
+        material.flipped_bits.second,
+        ctx.party == 0,
+        _residues(material.mask_bits.ring.modulus),
+        out,
+    )
+    return out
+
+
+def _mask_and_rotate_rows(
+    vector: NDArray[np.uint8],
+    multipliers: NDArray[np.int16],
+    blinding: NDArray[np.int16],
+    rotations: NDArray[np.intp],
+    sign: int,
+    prime: int,
+    out: NDArray[np.uint8],
+) -> None:
+    """The loop of :func:`send_compare_vector`: out[e, t] = (m d + sign s)[e, (t + rot_e) mod width] mod p."""
+    count, width = vector.shape
+    for e in range(count):
+        rotation = rotations[e]
+        for t in range(width):
+            j = (t + rotation) % width
+            out[e, t] = (
+                np.int64(multipliers[e, j]) * np.int64(vector[e, j]) + sign * np.int64(blinding[e, j])
+            ) % prime
+
+
+_mask_and_rotate_kernel: Callable[..., None] = numba.njit(nogil=True, cache=True)(_mask_and_rotate_rows)
 
 
 def send_compare_vector(ctx: PartyContext, vector: Array, material: ComparisonMaterial) -> None:
@@ -125,16 +165,17 @@ def send_compare_vector(ctx: PartyContext, vector: Array, material: ComparisonMa
 
     m, s and the rotations are the material's kappa_1 masks (§6.2), known to P0 and P1.
     """
-    prime = material.mask_bits.ring.modulus
     width = material.bits + 1
-    masked = material.multipliers * vector.reshape(material.count, width)
-    if ctx.party == 0:
-        masked += material.blinding
-    else:
-        masked -= material.blinding
-    doubled = np.tile(_mod_prime(masked, prime), 2)
-    windows = np.lib.stride_tricks.sliding_window_view(doubled, width, axis=1)
-    rotated = windows[np.arange(material.count), material.rotations]
+    rotated = np.empty((material.count, width), dtype=np.uint8)
+    _mask_and_rotate_kernel(
+        np.ascontiguousarray(vector.reshape(material.count, width), dtype=np.uint8),
+        material.multipliers,
+        material.blinding,
+        material.rotations,
+        1 if ctx.party == 0 else -1,
+        material.mask_bits.ring.modulus,
+        rotated,
+    )
     send_elements(ctx, OPENER, "cmp-compare", material.mask_bits.ring, rotated)
 
 
