@@ -86,9 +86,9 @@ def _compare_vector_rows(
             (np.int64(flip_first[e]) + np.int64(flip_second[e])) if first_party else np.int64(flip_second[e])
         )
         flip = np.int64(residues[flip + offset])
-        suffix = 0
-        equal = 0
-        ones = 0
+        suffix = np.int64(0)
+        equal = np.int64(0)
+        ones = np.int64(0)
         for j in range(k - 1, -1, -1):
             c = np.int64((value >> np.uint64(j)) & np.uint64(1))
             if first_party:
