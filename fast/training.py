@@ -22,6 +22,7 @@ from refimpl.training import (
     ModelFileError,
     TrainingConfig,
     TrainingConfigError,
+    check_model_consistency,
     check_model_header,
     comparisons_for_forward,
     comparisons_for_training_step,
@@ -45,6 +46,7 @@ __all__ = [
     "TrainingConfigError",
     "backward",
     "check_batch",
+    "check_model_consistency",
     "check_model_header",
     "comparisons_for_evaluation",
     "comparisons_for_forward",
@@ -266,6 +268,7 @@ def load_model_shares(
     """§9.7 Model share files: P_i's model from its file, every field checked; returns it and the run id."""
     header, first, second = read_model_file(path)
     check_model_header(path, header, ctx, architecture, run_id)
+    check_model_consistency(ctx, path, header)
     bits = ctx.profile.ring_bits
     firsts, seconds = split_component(bits, first, architecture), split_component(bits, second, architecture)
     model = [

@@ -403,6 +403,7 @@ def load_model_shares(
     """§9.7 Model share files: P_i's model from its file, every field checked; returns it and the run id."""
     header, first, second = read_model_file(path)
     check_model_header(path, header, ctx, architecture, run_id)
+    check_model_consistency(ctx, path, header)
     bits = ctx.profile.ring_bits
     firsts, seconds = split_component(bits, first, architecture), split_component(bits, second, architecture)
     model = [
@@ -410,3 +411,27 @@ def load_model_shares(
         for shape, a, b in zip(architecture.weight_shapes, firsts, seconds, strict=True)
     ]
     return model, str(header["run_id"])
+
+
+def check_model_consistency(ctx: PartyContext, path: str, header: dict[str, object]) -> None:
+    """§9.7 Model share files: P_i sends (run id, digest of its second component) to P_{i+1}.
+
+    Component i+1 is P_{i+1}'s first component, so P_{i+1} compares the message with its own
+    header; any difference means the three files are not the three parts of one model. The
+    message reveals nothing P_{i+1} does not hold already.
+    """
+    digests = header["digests"]
+    assert isinstance(digests, list)
+    run = bytes.fromhex(str(header["run_id"]))
+    ctx.send((ctx.party + 1) % 3, "model-check", run + bytes.fromhex(digests[1]))
+    received = ctx.recv((ctx.party + 2) % 3, "model-check", len(run) + 32)
+    if received[: len(run)] != run:
+        raise ModelFileError(
+            f"{path}: P{(ctx.party + 2) % 3} loaded shares of run {received[: len(run)].hex()}, "
+            f"this file is of run {run.hex()}"
+        )
+    if received[len(run) :] != bytes.fromhex(digests[0]):
+        raise ModelFileError(
+            f"{path}: component {ctx.party} differs from P{(ctx.party + 2) % 3}'s copy "
+            "(files of different models)"
+        )

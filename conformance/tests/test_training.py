@@ -253,13 +253,20 @@ def test_bad_architectures_and_batches_are_refused() -> None:
         run_parties(program, seed=b"s")
 
 
-def saved_files(tmp_path: Path, modules: Modules, run_id: bytes, architecture: Architecture) -> list[str]:
+def saved_files(
+    tmp_path: Path,
+    modules: Modules,
+    run_id: bytes,
+    architecture: Architecture,
+    public_seed: bytes = bytes(32),
+) -> list[str]:
     training = modules[0]
     profile = get_profile("wide")
+    tmp_path.mkdir(parents=True, exist_ok=True)
 
     def program(ctx: Any) -> str:
         model = training.share_model(
-            ctx, training.initial_weights(profile, architecture, bytes(32)), architecture
+            ctx, training.initial_weights(profile, architecture, public_seed), architecture
         )
         path = tmp_path / f"model-P{ctx.party}.mpshares"
         return str(training.save_model_shares(str(path), ctx, model, architecture, run_id))
@@ -303,25 +310,33 @@ def test_model_files_refuse_every_mix_up(tmp_path: Path) -> None:
     foreign.write_bytes(b"not a model\n")
 
     def attempt(
-        path: str, party_file: int, architecture_used: Architecture, run: bytes | None, profile: str = "wide"
+        path: str,
+        architecture_used: Architecture,
+        run: bytes | None,
+        profile: str = "wide",
+        others: list[str] = paths,
     ) -> str:
-        def program(ctx: Any) -> str:
-            if ctx.party != 0:
-                return ""
-            try:
-                fast.training.load_model_shares(path, ctx, architecture_used, run)
-            except ModelFileError as error:
-                return str(error)
-            return "accepted"
+        def program(ctx: Any) -> None:
+            chosen = path if ctx.party == 0 else others[ctx.party]
+            fast.training.load_model_shares(chosen, ctx, architecture_used, run)
 
-        del party_file
-        return str(run_parties(program, profile=profile, seed=b"h").outputs[0])
+        try:
+            run_parties(program, profile=profile, seed=b"h", timeout_seconds=20)
+        except ModelFileError as error:
+            return str(error)
+        return "accepted"
 
-    assert "digest" in attempt(str(corrupt), 0, architecture, run_id)
-    assert "payload" in attempt(str(truncated), 0, architecture, run_id)
-    assert "magic" in attempt(str(foreign), 0, architecture, run_id)
-    assert "party" in attempt(paths[1], 1, architecture, run_id)
-    assert "run_id" in attempt(paths[0], 0, architecture, bytes([1] * 16))
-    assert "architecture" in attempt(paths[0], 0, Architecture((6, 5, 3)), run_id)
-    assert "profile" in attempt(paths[0], 0, architecture, run_id, profile="paper")
-    assert attempt(paths[0], 0, architecture, run_id) == "accepted"
+    other_model = saved_files(
+        tmp_path / "other", FAST, run_id, Architecture((6, 4, 3)), public_seed=bytes([7] * 32)
+    )
+    other_run = saved_files(tmp_path / "run", FAST, bytes([9] * 16), architecture)
+    assert "digest" in attempt(str(corrupt), architecture, run_id)
+    assert "payload" in attempt(str(truncated), architecture, run_id)
+    assert "magic" in attempt(str(foreign), architecture, run_id)
+    assert "party" in attempt(paths[1], architecture, run_id)
+    assert "run_id" in attempt(paths[0], architecture, bytes([1] * 16))
+    assert "architecture" in attempt(paths[0], Architecture((6, 5, 3)), run_id)
+    assert "profile" in attempt(paths[0], architecture, run_id, profile="paper")
+    assert "different models" in attempt(other_model[0], architecture, None)
+    assert "run" in attempt(other_run[0], architecture, None)
+    assert attempt(paths[0], architecture, run_id) == "accepted"
