@@ -146,12 +146,22 @@ def rows_of(x: Share, rows: list[int] | NDArray[np.intp]) -> Share:
     return gather(x, positions, (len(rows), width))
 
 
+def bar(done: int, total: int, width: int = 24) -> str:
+    """A text progress bar such as [#########...............]."""
+    filled = width * done // max(total, 1)
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
 class Progress:
     """One status line on stderr, rewritten in place (P0 only)."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.start = time.perf_counter()
+
+    def due(self, done: int, total: int) -> bool:
+        """Every step on a terminal; ten times per epoch in a log file."""
+        return sys.stderr.isatty() or done == total or done % max(total // 10, 1) == 0
 
     def show(self, text: str, final: bool = False) -> None:
         if self.quiet:
@@ -196,8 +206,11 @@ def train_epochs(ctx: PartyContext, job: TrainJob, x: Share, y: Share, report: S
             report.max_online_rounds = max(report.max_online_rounds, ctx.clock - clock)
             report.iterations += 1
             elapsed = time.perf_counter() - progress.start
+            if not progress.due(number, len(batches)):
+                continue
             progress.show(
-                f"epoch {epoch + 1}/{config.epochs}  iteration {number}/{len(batches)}  "
+                f"epoch {epoch + 1}/{config.epochs} {bar(number, len(batches))} "
+                f"iteration {number}/{len(batches)}  "
                 f"{report.iterations / elapsed:.2f} it/s  "
                 f"{(report.online.bytes_sent + report.offline.bytes_sent) / 1e9:.2f} GB sent by P0"
             )
