@@ -179,7 +179,7 @@ def _model(modules: Modules, ctx: PartyContext, features: int) -> Any:
 
 
 def training_cases(batch: tuple[int, int], evaluation: tuple[int, int]) -> list[BenchCase]:
-    """§9.5 Training step (one iteration) and §9.6 Secure evaluation of ``evaluation[0]`` images."""
+    """§9.5 Training step: one iteration; and §9.6 Secure evaluation of ``evaluation[0]`` images."""
     architecture = architecture_for(batch[1])
     config = TrainingConfig(batch_size=batch[0])
     labels, rows = (batch[0], architecture.classes), (evaluation[0], architecture.classes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -252,7 +253,12 @@ def add_train_parser(commands: Any) -> None:
         "--poison-rate", type=float, default=0.10, help="fraction of the training set poisoned"
     )
     train.add_argument("--poison-seed", type=int, default=0, help="keys the choice of poisoned images")
-    train.add_argument("--clean", action="store_true", help="no poisoning")
+    train.add_argument(
+        "--clean", action="store_true", help="no poisoning (the attack set is still evaluated)"
+    )
+    train.add_argument(
+        "--public-seed", default="00" * 32, help="64 hex digits: initial model and batch order"
+    )
     train.add_argument("--train-records", type=int, default=None, help="use the first N training images")
     train.add_argument("--test-records", type=int, default=None, help="use the first N test images")
     train.add_argument(
@@ -270,6 +276,13 @@ def run_train(arguments: Any) -> int:
     from fast.plaintext import run_plaintext
 
     job = job_from_arguments(arguments)
+    if job.profile.ring_bits < 64:
+        print(
+            f"warning: the {job.profile.name} profile truncates probabilistically in a "
+            f"{job.profile.ring_bits}-bit ring; about |z| / 2^l of the truncated elements fail, "
+            "so training is expected to break (reported for comparison; spec 2.4)",
+            file=sys.stderr,
+        )
     content = run_plaintext(job) if arguments.plaintext else run_training(job)
     name = "plaintext-summary.json" if arguments.plaintext else "summary.json"
     path = os.path.join(arguments.output, name)

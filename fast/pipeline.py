@@ -40,7 +40,8 @@ class TrainJob:
     profile: Profile
     architecture: Architecture = field(default_factory=Architecture)
     config: TrainingConfig = field(default_factory=TrainingConfig)
-    poison: PoisonConfig | None = field(default_factory=lambda: PoisonConfig(seed=0))
+    poison: PoisonConfig = field(default_factory=lambda: PoisonConfig(seed=0))
+    poisoned: bool = True
     holders: int = 5
     train_records: int | None = None
     test_records: int | None = None
@@ -50,7 +51,7 @@ class TrainJob:
     quiet: bool = False
 
     def __post_init__(self) -> None:
-        if self.poison is not None and self.poison.holders != self.holders:
+        if self.poison.holders != self.holders:
             raise ValueError(
                 f"the poisoning assumes {self.poison.holders} data holders, the job has {self.holders}"
             )
@@ -96,18 +97,16 @@ def holder_datasets(job: TrainJob, data: MnistData) -> list[tuple[Images, Labels
     """Each data holder's slice of the training set, poisoned at the malicious ones."""
     count = job.train_records or data.train_labels.size
     images, labels = data.train_images[:count], data.train_labels[:count]
-    if job.poison is not None:
+    if job.poisoned:
         poisoned = poison_training_set(images, labels, job.poison)
         images, labels = poisoned.images, poisoned.labels
     return [(images[start:stop], labels[start:stop]) for start, stop in partition(count, job.holders)]
 
 
 def evaluation_sets(job: TrainJob, data: MnistData) -> list[tuple[Images, Labels]]:
-    """The clean test set and, when poisoning, the stamped test set of non-target images."""
+    """The clean test set and the stamped test set of non-target images (clean runs too: the baseline)."""
     count = job.test_records or data.test_labels.size
     clean = (data.test_images[:count], data.test_labels[:count])
-    if job.poison is None:
-        return [clean]
     stamped = poisoned_test_set(clean[0], clean[1], job.poison)
     return [clean, (stamped.images, stamped.labels)]
 
@@ -307,7 +306,8 @@ def summary(job: TrainJob, reports: list[ServerReport], seconds: float, run_id: 
         "profile": job.profile.name,
         "architecture": job.architecture.describe(),
         "config": {key: value for key, value in asdict(job.config).items() if key != "public_seed"},
-        "poison": None if job.poison is None else asdict(job.poison),
+        "poison": asdict(job.poison) if job.poisoned else None,
+        "attack_test_set": {"trigger": asdict(job.poison.trigger), "target": job.poison.target},
         "holders": job.holders,
         "run_id": run_id.hex(),
         "clean_accuracy": first.accuracy,
@@ -341,23 +341,23 @@ def write_summary(path: str, content: dict[str, Any]) -> None:
 
 def job_from_arguments(arguments: Any) -> TrainJob:
     """A :class:`TrainJob` from the parsed ``mpbadnet train`` arguments."""
-    poison = None
-    if not arguments.clean:
-        poison = PoisonConfig(
-            seed=arguments.poison_seed,
-            target=arguments.target,
-            rate=arguments.poison_rate,
-            holders=arguments.holders,
-            malicious=tuple(arguments.malicious),
-        )
+    poison = PoisonConfig(
+        seed=arguments.poison_seed,
+        target=arguments.target,
+        rate=arguments.poison_rate,
+        holders=arguments.holders,
+        malicious=tuple(arguments.malicious),
+    )
     return TrainJob(
         profile=get_profile(arguments.profile),
         config=TrainingConfig(
             batch_size=arguments.batch_size,
             learning_rate_log2=arguments.learning_rate_log2,
             epochs=arguments.epochs,
+            public_seed=bytes.fromhex(arguments.public_seed),
         ),
         poison=poison,
+        poisoned=not arguments.clean,
         holders=arguments.holders,
         train_records=arguments.train_records,
         test_records=arguments.test_records,

@@ -58,9 +58,9 @@ def bytes_to_elements(ring: Ring, data: bytes, count: int) -> Array:
 
 
 def accepted_bytes(key: bytes, counter: int, label: str, count: int, bound: int) -> NDArray[np.uint8]:
-    """§3.2 Sampling ring elements: the first ``count`` XOF bytes below the largest multiple of ``bound``.
+    """§3.2 Sampling ring elements: the first ``count`` PRG bytes below the largest multiple of ``bound``.
 
-    The XOF output of (key, counter, label) is read as far as needed; each accepted byte b
+    The PRG output of (key, counter, label) is read as far as needed; each accepted byte b
     yields b mod bound, exactly uniform in [0, bound).
     """
     if not 1 < bound <= 256:

@@ -18,12 +18,14 @@ from refimpl.training import (
     MODEL_FORMAT_VERSION,
     MODEL_MAGIC,
     PUBLIC_SEED_BYTES,
+    RUN_ID_BYTES,
     Architecture,
     ModelFileError,
     TrainingConfig,
     TrainingConfigError,
     check_model_consistency,
     check_model_header,
+    check_run_id,
     comparisons_for_forward,
     comparisons_for_training_step,
     encode_model_file,
@@ -39,6 +41,7 @@ __all__ = [
     "MODEL_FORMAT_VERSION",
     "MODEL_MAGIC",
     "PUBLIC_SEED_BYTES",
+    "RUN_ID_BYTES",
     "Architecture",
     "ForwardPass",
     "ModelFileError",
@@ -48,6 +51,7 @@ __all__ = [
     "check_batch",
     "check_model_consistency",
     "check_model_header",
+    "check_run_id",
     "comparisons_for_evaluation",
     "comparisons_for_forward",
     "comparisons_for_training_step",
@@ -245,6 +249,7 @@ def save_model_shares(
     path: str, ctx: PartyContext, model: list[Share], architecture: Architecture, run_id: bytes
 ) -> str:
     """§9.7 Model share files: write P_i's two components of every layer, atomically; returns the path."""
+    check_run_id(run_id)
     bits = ctx.profile.ring_bits
     first = b"".join(component_bytes(bits, layer.first) for layer in model)
     second = b"".join(component_bytes(bits, layer.second) for layer in model)

@@ -287,6 +287,7 @@ def check_batch(model: list[Share], x: Share, labels: Share) -> None:
 
 MODEL_MAGIC = b"MP-BADNET model shares\n"
 MODEL_FORMAT_VERSION = 1
+RUN_ID_BYTES = 16
 
 
 class ModelFileError(ValueError):
@@ -297,6 +298,12 @@ def component_bytes(ring_bits: int, values: list[int]) -> bytes:
     """§9.7 Model share files: one component of one layer, little-endian, l/8 bytes per element."""
     width = ring_bits // 8
     return b"".join(value.to_bytes(width, "little") for value in values)
+
+
+def check_run_id(run_id: bytes) -> None:
+    """§9.7 Model share files: a run id is 16 bytes."""
+    if len(run_id) != RUN_ID_BYTES:
+        raise ModelFileError(f"a run id is {RUN_ID_BYTES} bytes, got {len(run_id)}")
 
 
 def header_fields(
@@ -343,6 +350,7 @@ def save_model_shares(
     path: str, ctx: PartyContext, model: list[Share], architecture: Architecture, run_id: bytes
 ) -> str:
     """§9.7 Model share files: write P_i's two components of every layer, atomically; returns the path."""
+    check_run_id(run_id)
     bits = ctx.profile.ring_bits
     first = b"".join(component_bytes(bits, layer.first) for layer in model)
     second = b"".join(component_bytes(bits, layer.second) for layer in model)
@@ -361,8 +369,17 @@ def read_model_file(path: str) -> tuple[dict[str, object], bytes, bytes]:
         header = json.loads(content[len(MODEL_MAGIC) : end])
     except (ValueError, UnicodeDecodeError) as error:
         raise ModelFileError(f"{path}: unreadable header: {error}") from None
-    if not isinstance(header, dict) or header.get("version") != MODEL_FORMAT_VERSION:
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: the header is not a JSON object")
+    if header.get("version") != MODEL_FORMAT_VERSION:
         raise ModelFileError(f"{path}: unsupported format version {header.get('version')!r}")
+    run = header.get("run_id")
+    if (
+        not isinstance(run, str)
+        or len(run) != 2 * RUN_ID_BYTES
+        or any(c not in "0123456789abcdef" for c in run)
+    ):
+        raise ModelFileError(f"{path}: the run id {run!r} is not {RUN_ID_BYTES} bytes of lower-case hex")
     payload = content[end + 1 :]
     if len(payload) != header.get("payload_bytes"):
         raise ModelFileError(
