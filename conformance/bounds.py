@@ -22,8 +22,12 @@ The failure probabilities (:func:`exp_failure_probability` and friends) bound, b
 over an evaluation's truncations, the probability that any of them fails, from the
 magnitudes of the truncated values that the same analysis bounds.
 
-The issue's acceptance targets (measured, to be replaced by spec §8's statements) are
-:data:`WIDE_EXP_TARGET`, :data:`WIDE_RECIPROCAL_TARGET` and :data:`SOFTMAX_TARGET`.
+The acceptance targets for ``wide`` are :data:`WIDE_EXP_TARGET` (spec §8.1's analytic bound
+at f = 13), :data:`WIDE_RECIPROCAL_TARGET` and :data:`SOFTMAX_TARGET` (the issue's).
+
+:func:`training_step_bound` (§9.4) evaluates the entrywise error bound of one secure training
+step against the exact step from the same decoded model and inputs, with sigma =
+:func:`softmax_error`.
 
 :class:`FailureAllowance` turns the failure probabilities into an explicit allowance: a
 property that may legitimately see failures (``paper``, l = 32) counts the evaluations
@@ -37,13 +41,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import NDArray
+
 from refimpl.nonlinear import EXP_SQUARINGS, RECIPROCAL_ITERATIONS
 from refimpl.ring import Profile
 
+Matrix = NDArray[np.float64]
+
 SLACK = 1e-12
 """Binary64 evaluation slack added to every bound."""
-WIDE_EXP_TARGET = 2e-3
-"""wide: |exp_nonpositive(x) - e^x| <= 2e-3 on [-40, 0] (the issue's measured target)."""
+WIDE_EXP_TARGET = 1.2e-2
+"""wide: |exp_nonpositive(x) - e^x| <= 1.2e-2 on [-40, 0] (spec §8.1).
+
+The analytic bound at f = 13, 2.4e-4 + 95u = 1.18e-2, rounded up (the pointwise bound of
+:func:`exp_bound` peaks at 1.166e-2 next to 0; measured maximum 7.9e-3). The issue's measured
+2e-3 was set at f = 16 and does not hold at f = 13.
+"""
 WIDE_RECIPROCAL_TARGET = 1e-3
 """wide: relative error of reciprocal(x) <= 1e-3 on [1, 10] (the issue's measured target)."""
 SOFTMAX_TARGET = 0.01
@@ -213,3 +227,102 @@ class FailureAllowance:
             f"{self.observed} of {self.evaluations} evaluations beyond their bound; truncation failures "
             f"explain about {self.expected:.2f} (allowance {self.limit:.1f})"
         )
+
+
+def softmax_error(profile: Profile, classes: int) -> float:
+    """§9.4: sigma, the softmax error per probability that the step's bound assumes (§8.3).
+
+    The required error 0.01 (:data:`SOFTMAX_TARGET`) for ``wide`` and C <= 10, which the
+    pointwise bound of §8.3 meets. The spec states no softmax error for ``paper`` (whose
+    truncations fail too often for one, §8.3) or for more classes: ``ValueError``.
+    """
+    if profile.ring_bits != 64 or not 1 <= classes <= 10:
+        raise ValueError(
+            f"spec §9.4 states the softmax error for wide and at most 10 classes only, "
+            f"not {profile.name} with {classes}"
+        )
+    return SOFTMAX_TARGET
+
+
+def _softmax_rows(logits: Matrix) -> Matrix:
+    """Softmax of every row in binary64, shifted by the row's maximum."""
+    powers = np.exp(logits - logits.max(axis=1, keepdims=True))
+    result: Matrix = powers / powers.sum(axis=1, keepdims=True)
+    return result
+
+
+def _with_ones(matrix: Matrix) -> Matrix:
+    """[A | 1]: a column of ones appended."""
+    result: Matrix = np.c_[matrix, np.ones(matrix.shape[0])]
+    return result
+
+
+def training_step_bound(
+    profile: Profile,
+    weights: list[Matrix],
+    inputs: Matrix,
+    labels: Matrix,
+    learning_rate: float,
+    batch_size: int,
+    input_error: float = 0.0,
+) -> tuple[list[Matrix], list[Matrix]]:
+    """§9.4 Error bound of one training step: (the exact updated weights W_i^+, E^G_i per layer).
+
+    ``weights`` are the decoded augmented matrices W_i (bias row last), ``inputs`` the decoded
+    batch X (B rows), ``labels`` the one-hot Y, ``learning_rate`` eta and ``batch_size`` B (the
+    B of the shift d = f + a + b). The reference step is computed in binary64:
+    Z_i = [A_i | 1] W_i, A_{i+1} = max(Z_i, 0), D_i = [Z_i >= 0], Delta_{L-1} = softmax(Z_{L-1}) - Y,
+    G_i = eta / B [A_i | 1]^T Delta_i, P_i = Delta_i W_i'^T, Delta_{i-1} = P_i * D_{i-1} and
+    W_i^+ = W_i - G_i. The entrywise bounds follow the spec's recursion exactly, with
+    E^A_0 = ``input_error`` (0 for the decoded encodings; u / 2 against unencoded inputs),
+    u = 2^-f and sigma = :func:`softmax_error`::
+
+        E^Z_i = E^A_i |W_i'| + u,  E^A_{i+1} = E^Z_i
+        E^Delta_{L-1}[b, c] = max_c' E^Z_{L-1}[b, c'] / 2 + sigma
+        E^G_i = eta / B ([E^A_i | 0]^T (|Delta_i| + E^Delta_i) + |[A_i | 1]|^T E^Delta_i) + u
+        E^P_i = E^Delta_i |W_i'|^T + u
+        E^Delta_{i-1} = E^P_i + [|Z_{i-1}| <= E^Z_{i-1}] * |P_i|
+
+    Unless a truncation of the secure step fails, |secure W_i^+ - W_i^+| <= E^G_i entrywise;
+    :data:`SLACK` is added to every E^G_i for the binary64 evaluation.
+    """
+    u = unit(profile)
+    sigma = softmax_error(profile, labels.shape[1])
+    scale = learning_rate / batch_size
+    augmented: list[Matrix] = []
+    logits: list[Matrix] = []
+    input_bounds: list[Matrix] = []
+    logit_bounds: list[Matrix] = []
+    activation = inputs
+    activation_bound: Matrix = np.full(inputs.shape, input_error)
+    for layer, matrix in enumerate(weights):
+        rows = _with_ones(activation)
+        z = rows @ matrix
+        z_bound = activation_bound @ np.abs(matrix[:-1]) + u
+        augmented.append(rows)
+        logits.append(z)
+        input_bounds.append(activation_bound)
+        logit_bounds.append(z_bound)
+        if layer < len(weights) - 1:
+            activation, activation_bound = np.maximum(z, 0.0), z_bound
+    delta = _softmax_rows(logits[-1]) - labels
+    delta_bound = 0.5 * logit_bounds[-1].max(axis=1, keepdims=True) + sigma + np.zeros(delta.shape)
+    updated: list[Matrix] = [np.empty(0)] * len(weights)
+    gradient_bounds: list[Matrix] = [np.empty(0)] * len(weights)
+    for layer in range(len(weights) - 1, -1, -1):
+        matrix = weights[layer]
+        rows = augmented[layer]
+        padded = np.c_[input_bounds[layer], np.zeros(rows.shape[0])]
+        updated[layer] = matrix - scale * (rows.T @ delta)
+        gradient_bounds[layer] = (
+            scale * (padded.T @ (np.abs(delta) + delta_bound) + np.abs(rows).T @ delta_bound) + u + SLACK
+        )
+        if layer > 0:
+            back = matrix[:-1].T
+            propagated = delta @ back
+            propagated_bound = delta_bound @ np.abs(back) + u
+            previous = logits[layer - 1]
+            undecided = np.abs(previous) <= logit_bounds[layer - 1]
+            delta = propagated * (previous >= 0.0)
+            delta_bound = propagated_bound + undecided * np.abs(propagated)
+    return updated, gradient_bounds

@@ -1,8 +1,8 @@
 """§9 Secure training: one whole step (forward, loss gradient, backward, update) on small networks.
 
-refimpl == fast bit for bit (shares and transcripts), the secure step against a float64 step
-from the same public initial model, evaluation counts, the public randomness, and the model
-share files with every way of mixing them up.
+refimpl == fast bit for bit (shares and transcripts), the secure step within the §9.4 error
+bound of the exact step from the same public initial model, evaluation counts, the public
+randomness, and the model share files with every way of mixing them up.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, settings, target
 from hypothesis import strategies as st
 
 import fast.preprocessing
@@ -22,13 +22,11 @@ import fast.training
 import refimpl.preprocessing
 import refimpl.sharing
 import refimpl.training
+from conformance.bounds import training_step_bound
 from fast.ring import encode_fixed
 from refimpl.ring import ShapeError, get_profile
 from refimpl.training import Architecture, ModelFileError, TrainingConfig, TrainingConfigError
 from refimpl.transport import run_parties
-
-SOFTMAX_ERROR = 2.5e-3
-"""§8.3 measured softmax error at `wide` (1.75e-3 on logits in [-20, 20]) with a margin."""
 
 Modules = tuple[Any, Any, Any]
 REFERENCE: Modules = (refimpl.training, refimpl.sharing, refimpl.preprocessing)
@@ -102,40 +100,36 @@ def test_training_step_refimpl_equals_fast(profile: str, architecture: Architect
     assert reference.rounds == vectorised.rounds
 
 
-def float_step(
-    weights: list[np.ndarray], images: np.ndarray, labels: np.ndarray, config: TrainingConfig
-) -> list[np.ndarray]:
-    """The same step in float64: softmax cross-entropy, eta / B folded into the update."""
-    rows = images.shape[0]
-    inputs, logits = [np.c_[images / 255.0, np.ones(rows)]], []
-    for layer, matrix in enumerate(weights):
-        z = inputs[-1] @ matrix
-        logits.append(z)
-        if layer < len(weights) - 1:
-            inputs.append(np.c_[np.maximum(z, 0), np.ones(rows)])
-    top = logits[-1]
-    probabilities = np.exp(top - top.max(axis=1, keepdims=True))
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
-    delta = probabilities - labels
-    updated = list(weights)
-    for layer in range(len(weights) - 1, -1, -1):
-        updated[layer] = weights[layer] - inputs[layer].T @ delta * config.learning_rate / rows
-        if layer > 0:
-            delta = (delta @ weights[layer][:-1].T) * (logits[layer - 1] > 0)
-    return updated
-
-
-def decode(profile_name: str, values: list[int], shape: tuple[int, int]) -> np.ndarray:
+def decode(profile_name: str, values: list[int], shape: tuple[int, ...]) -> np.ndarray:
     profile = get_profile(profile_name)
     half, modulus = 1 << (profile.ring_bits - 1), 1 << profile.ring_bits
     signed = [value - modulus if value >= half else value for value in values]
     return (np.array(signed, dtype=np.float64) / 2.0**profile.fractional_bits).reshape(shape)
 
 
+BOUND_ARCHITECTURES = [Architecture((6, 5, 3)), Architecture((7, 4, 4, 3))]
+
+
 @settings(deadline=None)
-@given(seed=st.integers(0, 2**16), batch_log2=st.integers(1, 3), rate_log2=st.integers(0, 4))
-def test_training_step_matches_float_within_the_bound(seed: int, batch_log2: int, rate_log2: int) -> None:
-    architecture = Architecture((6, 5, 3))
+@given(
+    seed=st.integers(0, 2**16),
+    batch_log2=st.integers(1, 3),
+    rate_log2=st.integers(0, 4),
+    architecture=st.sampled_from(BOUND_ARCHITECTURES),
+)
+def test_training_step_matches_float_within_the_bound(
+    seed: int, batch_log2: int, rate_log2: int, architecture: Architecture
+) -> None:
+    """§9.4: every updated weight of a secure step within E^G of the exact step (wide, fast).
+
+    Batches of 2 to 8 random records, eta = 2^0 to 2^-4, two small networks (one and two
+    hidden layers). The exact step starts from the same decoded model and decoded inputs
+    (E^A_0 = 0) and the bound is :func:`conformance.bounds.training_step_bound`, with
+    sigma = 0.01 (spec §9.4). Only ``wide``: under ``paper`` (l = 32) a probabilistic
+    truncation of a value z fails with probability |z| / 2^32 (about 2^-10 per product of
+    magnitude 1, spec §5.3 and §8), so a step of a few hundred truncations breaks far too
+    often for an entrywise bound to be a useful property; §9 requires ``wide`` for training.
+    """
     config = TrainingConfig(batch_size=1 << batch_log2, learning_rate_log2=rate_log2)
     profile = get_profile("wide")
     result = run_parties(
@@ -149,21 +143,16 @@ def test_training_step_matches_float_within_the_bound(seed: int, batch_log2: int
         for w, shape in zip(initial, architecture.weight_shapes, strict=True)
     ]
     images, labels = small_problem(seed, architecture, config.batch_size)
-    expected = float_step(start, images, labels, config)
-    unit = 2.0**-profile.fractional_bits
+    inputs = decode("wide", [int(v) for v in encode_fixed(profile, images / 255.0).reshape(-1)], images.shape)
+    expected, bounds = training_step_bound(
+        profile, start, inputs, labels, config.learning_rate, config.batch_size
+    )
+    ratio = 0.0
     for layer, (values, shape) in enumerate(zip(result.outputs[0], architecture.weight_shapes, strict=True)):
-        got = decode("wide", values, shape)
-        # One truncation unit per step of the update, plus the softmax error and the forward
-        # rounding carried through |A| <= max(1, |activations|) into eta * A^T Delta / B.
-        activations = max(1.0, float(np.abs(expected[layer]).max()) * 8)
-        bound = 4 * unit + config.learning_rate * activations * (SOFTMAX_ERROR + 16 * unit) * (
-            len(architecture.layers)
-        )
-        assert np.abs(got - expected[layer]).max() <= bound, (
-            layer,
-            np.abs(got - expected[layer]).max(),
-            bound,
-        )
+        deviation = np.abs(decode("wide", values, shape) - expected[layer])
+        assert (deviation <= bounds[layer]).all(), (layer, float((deviation - bounds[layer]).max()))
+        ratio = max(ratio, float((deviation / bounds[layer]).max()))
+    target(ratio, label="largest deviation / E^G")
 
 
 def test_correct_count_opens_the_plain_count() -> None:
