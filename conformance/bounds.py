@@ -266,7 +266,7 @@ def training_step_bound(
     batch_size: int,
     input_error: float = 0.0,
 ) -> tuple[list[Matrix], list[Matrix]]:
-    """§9.4 Error bound of one training step: (the exact updated weights W_i^+, E^G_i per layer).
+    """§9.4: the error bound of one training step, (exact updated weights W_i^+, E^G_i per layer).
 
     ``weights`` are the decoded augmented matrices W_i (bias row last), ``inputs`` the decoded
     batch X (B rows), ``labels`` the one-hot Y, ``learning_rate`` eta and ``batch_size`` B (the
