@@ -306,7 +306,8 @@ def summary(job: TrainJob, reports: list[ServerReport], seconds: float, run_id: 
         "profile": job.profile.name,
         "architecture": job.architecture.describe(),
         "config": {
-            key: value.hex() if isinstance(value, bytes) else value for key, value in asdict(job.config).items()
+            key: value.hex() if isinstance(value, bytes) else value
+            for key, value in asdict(job.config).items()
         },
         "poison": asdict(job.poison) if job.poisoned else None,
         "attack_test_set": {"trigger": asdict(job.poison.trigger), "target": job.poison.target},
