@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numba
@@ -54,10 +55,11 @@ def receive_opened(ctx: PartyContext, masked: Share) -> Array | None:
     return masked.first.reshape(-1) + masked.second.reshape(-1) + missing
 
 
-REDUCTION_OFFSET = 4096
-"""The kernels reduce a small integer x (|x| < 4096) mod p as residues[x + 4096]."""
+REDUCTION_OFFSET = 8192
+"""The kernels reduce a small integer x (|x| < 8192) mod p as residues[x + 8192]."""
 
 
+@functools.cache
 def _residues(prime: int) -> NDArray[np.uint8]:
     return (np.arange(-REDUCTION_OFFSET, REDUCTION_OFFSET) % prime).astype(np.uint8)
 
@@ -76,7 +78,7 @@ def _compare_vector_rows(
 ) -> None:
     """The loop of :func:`compare_vector`, one element per row, positions from the top down.
 
-    Every intermediate stays below 4096 in magnitude: the running sums are kept reduced.
+    Every intermediate stays below 8192 in magnitude: the running sums are kept reduced.
     """
     count, k = bits_first.shape
     offset = REDUCTION_OFFSET
@@ -143,18 +145,23 @@ def _mask_and_rotate_rows(
     blinding: NDArray[np.int16],
     rotations: NDArray[np.intp],
     sign: int,
-    prime: int,
+    residues: NDArray[np.uint8],
     out: NDArray[np.uint8],
 ) -> None:
-    """The loop of :func:`send_compare_vector`: out[e, t] = (m d + sign s)[e, (t + rot_e) mod width] mod p."""
+    """The loop of :func:`send_compare_vector`: out[e, t] = (m d + sign s)[e, (t + rot_e) mod width] mod p.
+
+    m d + sign s lies in (-p, p^2), inside the residue table's range.
+    """
     count, width = vector.shape
+    offset = REDUCTION_OFFSET
     for e in range(count):
-        rotation = rotations[e]
+        j = np.int64(rotations[e])
         for t in range(width):
-            j = (t + rotation) % width
-            out[e, t] = (
-                np.int64(multipliers[e, j]) * np.int64(vector[e, j]) + sign * np.int64(blinding[e, j])
-            ) % prime
+            value = np.int64(multipliers[e, j]) * np.int64(vector[e, j]) + sign * np.int64(blinding[e, j])
+            out[e, t] = residues[value + offset]
+            j += 1
+            if j == width:
+                j = 0
 
 
 _mask_and_rotate_kernel: Callable[..., None] = numba.njit(nogil=True, cache=True)(_mask_and_rotate_rows)
@@ -173,7 +180,7 @@ def send_compare_vector(ctx: PartyContext, vector: Array, material: ComparisonMa
         material.blinding,
         material.rotations,
         1 if ctx.party == 0 else -1,
-        material.mask_bits.ring.modulus,
+        _residues(material.mask_bits.ring.modulus),
         rotated,
     )
     send_elements(ctx, OPENER, "cmp-compare", material.mask_bits.ring, rotated)
