@@ -161,7 +161,7 @@ def _mask_and_rotate_rows(
             out[e, t] = residues[value + offset]
             j += 1
             if j == width:
-                j = 0
+                j = np.int64(0)
 
 
 _mask_and_rotate_kernel: Callable[..., None] = numba.njit(nogil=True, cache=True)(_mask_and_rotate_rows)
