@@ -8,7 +8,9 @@ modulo 2^l.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -86,23 +88,84 @@ def limb_layout(bits: int, inner: int) -> tuple[int, int]:
         limbs += 1
 
 
+def limb_widths(bits: int, limbs: int, width: int) -> list[int]:
+    """The widths w_j of the limbs: ``width`` each, the last one what is left of ``bits``."""
+    return [width] * (limbs - 1) + [bits - width * (limbs - 1)]
+
+
+def _limb_constants(bits: int, limbs: int, width: int) -> tuple[int, NDArray[np.uint64], NDArray[np.float64]]:
+    """The offset sum_j 2^(w_j - 1) 2^(width j) mod 2^64, the limb masks and the halves 2^(w_j - 1)."""
+    widths = limb_widths(bits, limbs, width)
+    offset = sum(1 << (limb_bits - 1 + width * index) for index, limb_bits in enumerate(widths))
+    masks = np.array([(1 << limb_bits) - 1 for limb_bits in widths], dtype=np.uint64)
+    halves = np.array([float(1 << (limb_bits - 1)) for limb_bits in widths])
+    return offset % (1 << 64), masks, halves
+
+
+def _split_rows(
+    values: NDArray[np.uint64],
+    offset: np.uint64,
+    width: int,
+    masks: NDArray[np.uint64],
+    halves: NDArray[np.float64],
+    out: NDArray[np.float64],
+    stacked: bool,
+) -> None:
+    """Limb j of values[r, c] into out[j * rows + r, c], or into out[r, j * columns + c] when ``stacked``."""
+    rows, columns = values.shape
+    for r in range(rows):
+        for c in range(columns):
+            shifted = values[r, c] + offset
+            for j in range(masks.size):
+                field = (shifted >> np.uint64(width * j)) & masks[j]
+                if stacked:
+                    out[r, j * columns + c] = np.float64(field) - halves[j]
+                else:
+                    out[j * rows + r, c] = np.float64(field) - halves[j]
+
+
+_split_kernel: Callable[..., None] = numba.njit(nogil=True, cache=True)(_split_rows)
+
+
+def _accumulate_rows(
+    block: NDArray[np.float64], columns: int, first_shift: int, width: int, total: NDArray[np.uint64]
+) -> None:
+    """total += sum_j block[:, j columns : (j + 1) columns] * 2^(first_shift + width j) mod 2^64."""
+    rows = total.shape[0]
+    parts = block.shape[1] // columns
+    for r in range(rows):
+        for c in range(columns):
+            accumulated = total[r, c]
+            for j in range(parts):
+                exact = np.uint64(np.int64(block[r, j * columns + c]))
+                accumulated += exact << np.uint64(first_shift + width * j)
+            total[r, c] = accumulated
+
+
+_accumulate_kernel: Callable[..., None] = numba.njit(nogil=True, cache=True)(_accumulate_rows)
+
+
 def signed_limbs(values: Array, bits: int, limbs: int, width: int) -> list[NDArray[np.float64]]:
     """Split values mod 2^bits into signed limbs L_j in [-2^(w_j-1), 2^(w_j-1)) with sum L_j 2^(width j).
 
     Adding the offset sum_j 2^(w_j - 1) 2^(width j) makes every limb an unsigned field
     u_j = L_j + 2^(w_j - 1), so each limb is one shift, one mask and one subtraction.
     """
-    widths = [width] * (limbs - 1) + [bits - width * (limbs - 1)]
-    offset = sum(1 << (limb_bits - 1 + width * index) for index, limb_bits in enumerate(widths))
-    shifted = values.astype(np.uint64) + np.uint64(offset % (1 << 64))
-    result = []
-    for index, limb_bits in enumerate(widths):
-        field = shifted >> np.uint64(width * index) if index else shifted.copy()
-        field &= np.uint64((1 << limb_bits) - 1)
-        limb = field.astype(np.float64)
-        limb -= float(1 << (limb_bits - 1))
-        result.append(limb)
-    return result
+    matrix = np.ascontiguousarray(values, dtype=np.uint64).reshape(values.shape[0], -1)
+    offset, masks, halves = _limb_constants(bits, limbs, width)
+    out = np.empty((limbs * matrix.shape[0], matrix.shape[1]))
+    _split_kernel(matrix, np.uint64(offset), width, masks, halves, out, False)
+    rows = matrix.shape[0]
+    return [out[j * rows : (j + 1) * rows].reshape(values.shape) for j in range(limbs)]
+
+
+def stacked_limbs(values: Array, bits: int, limbs: int, width: int) -> NDArray[np.float64]:
+    """The signed limbs of a matrix side by side: [L_0 | L_1 | ...], shape (rows, limbs * columns)."""
+    matrix = np.ascontiguousarray(values, dtype=np.uint64)
+    offset, masks, halves = _limb_constants(bits, limbs, width)
+    out = np.empty((matrix.shape[0], limbs * matrix.shape[1]))
+    _split_kernel(matrix, np.uint64(offset), width, masks, halves, out, True)
+    return out
 
 
 def ring_matmul(ring: Ring, a: Array, b: Array) -> Array:
@@ -113,18 +176,17 @@ def ring_matmul(ring: Ring, a: Array, b: Array) -> Array:
         if inner * (ring.modulus - 1) ** 2 >= 2**EXACT_FLOAT_BITS:
             raise ValueError(f"inner dimension {inner} too large for exact {ring.name} products")
         return (exact.astype(np.int64) % ring.modulus).astype(np.uint8)
+    if a.size == 0 or b.size == 0:
+        return np.zeros((a.shape[0], b.shape[1]), dtype=dtype_of(ring))
     bits = ring.bits
     limbs, width = limb_layout(bits, inner)
     a_limbs = signed_limbs(a, bits, limbs, width)
-    b_limbs = signed_limbs(b, bits, limbs, width)
+    b_stacked = stacked_limbs(b, bits, limbs, width)
     columns = b.shape[1]
-    b_stacked = np.concatenate(b_limbs, axis=1)
     total = np.zeros((a.shape[0], columns), dtype=np.uint64)
     for i in range(limbs):
-        block = (a_limbs[i] @ b_stacked[:, : columns * (limbs - i)]).astype(np.int64).view(np.uint64)
-        for j in range(limbs - i):
-            part = block[:, j * columns : (j + 1) * columns]
-            total += part << np.uint64(width * (i + j)) if i + j else part
+        block = a_limbs[i] @ b_stacked[:, : columns * (limbs - i)]
+        _accumulate_kernel(block, columns, width * i, width, total)
     return total.astype(dtype_of(ring))
 
 
