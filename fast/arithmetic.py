@@ -113,15 +113,17 @@ def _split_rows(
 ) -> None:
     """Limb j of values[r, c] into out[j * rows + r, c], or into out[r, j * columns + c] when ``stacked``."""
     rows, columns = values.shape
+    limbs = masks.size
     for r in range(rows):
         for c in range(columns):
             shifted = values[r, c] + offset
-            for j in range(masks.size):
-                field = (shifted >> np.uint64(width * j)) & masks[j]
+            for j in range(limbs):
+                field = np.int64((shifted >> np.uint64(width * j)) & masks[j])
+                limb = np.float64(field) - halves[j]
                 if stacked:
-                    out[r, j * columns + c] = np.float64(field) - halves[j]
+                    out[r, j * columns + c] = limb
                 else:
-                    out[j * rows + r, c] = np.float64(field) - halves[j]
+                    out[j * rows + r, c] = limb
 
 
 _split_kernel: Callable[..., None] = numba.njit(nogil=True, cache=True)(_split_rows)
