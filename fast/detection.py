@@ -24,18 +24,18 @@ __all__ = [
     "ANOMALY_THRESHOLD",
     "CONSISTENCY_CONSTANT",
     "TANH_EPSILON",
+    "Adam",
+    "BatchOrder",
+    "CostSchedule",
     "DetectionSettings",
     "GradientOracle",
     "LabelResult",
     "OracleResult",
-    "CostSchedule",
-    "Adam",
     "anomaly_indices",
     "flagged_labels",
+    "initial_tanh",
     "mask_from_tanh",
     "pattern_from_tanh",
-    "initial_tanh",
-    "BatchOrder",
     "reverse_engineer",
 ]
 
@@ -249,7 +249,7 @@ class LabelResult:
     target: int
     steps: int
     best_norm: float
-    """L1 norm of the best mask, the mask after the best step (the last mask if none reached the threshold)."""
+    """L1 norm of the best mask: the mask after the best step (the last mask if none qualified)."""
     best_attack_success: float
     """Attack success of the step that produced the best mask (of the last step if none)."""
     found: bool
@@ -320,5 +320,13 @@ def reverse_engineer(
         best_success = last_success
         best_mask, best_pattern = mask_from_tanh(w), pattern_from_tanh(v)
     return LabelResult(
-        target, steps, float(np.sum(best_mask)), best_success, found, best_mask, best_pattern, mini_batches, history
+        target,
+        steps,
+        float(np.sum(best_mask)),
+        best_success,
+        found,
+        best_mask,
+        best_pattern,
+        mini_batches,
+        history,
     )

@@ -166,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress(label: int, step: int, cost: float, success: float, norm: float) -> None:
         if step % 10 == 0:
-            print(f"label {label} step {step} cost {cost:.3g} success {success:.3f} norm {norm:.1f}", file=sys.stderr)
+            print(
+                f"label {label} step {step} cost {cost:.3g} success {success:.3f} norm {norm:.1f}",
+                file=sys.stderr,
+            )
 
     report = detect_plaintext(
         weights, data.test_images[:count], data.test_labels[:count], settings, targets, progress
