@@ -32,6 +32,8 @@ __all__ = [
     "LabelResult",
     "OracleResult",
     "anomaly_indices",
+    "compute_mad",
+    "compute_median",
     "flagged_labels",
     "initial_tanh",
     "mask_from_tanh",
@@ -53,6 +55,20 @@ def _norm_array(norms: ArrayLike) -> Matrix:
     if not np.all(np.isfinite(values)) or np.any(values < 0.0):
         raise ValueError("every norm must be finite and non-negative")
     return values
+
+
+def compute_median(values: ArrayLike) -> float:
+    """§11.2 Outlier detection (Algorithm 2): ``np.median`` (mean of the two middle values if even)."""
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    if array.size == 0:
+        raise ValueError("the median of no values is undefined")
+    return float(np.median(array))
+
+
+def compute_mad(norms: ArrayLike) -> float:
+    """§11.2 Outlier detection (Algorithm 2): ``CONSISTENCY_CONSTANT`` x median |norm - median|."""
+    values = _norm_array(norms)
+    return CONSISTENCY_CONSTANT * float(np.median(np.abs(values - np.median(values))))
 
 
 def anomaly_indices(norms: ArrayLike) -> list[float]:

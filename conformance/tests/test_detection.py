@@ -114,6 +114,8 @@ def test_anomaly_indices_refimpl_equals_fast(norms: list[float]) -> None:
     assert refimpl.detection.anomaly_indices(norms) == fast.detection.anomaly_indices(norms)
     assert refimpl.detection.flagged_labels(norms) == fast.detection.flagged_labels(norms)
     assert refimpl.detection.compute_median(norms) == float(np.median(norms))
+    assert refimpl.detection.compute_median(norms) == fast.detection.compute_median(norms)
+    assert refimpl.detection.compute_mad(norms) == fast.detection.compute_mad(norms)
 
 
 @given(norm_lists)
