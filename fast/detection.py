@@ -44,7 +44,7 @@ __all__ = [
 Matrix = NDArray[np.float64]
 
 TANH_EPSILON = 1e-7
-"""§11.3 Parametrisation: mask = tanh(w) / (2 - eps) + 1/2, pattern = 255 (tanh(v) / (2 - eps) + 1/2)."""
+"""§11.3 Trigger reverse engineering (Algorithm 1): the eps of the tanh maps of mask and pattern."""
 
 
 def _norm_array(norms: ArrayLike) -> Matrix:
@@ -92,7 +92,10 @@ def flagged_labels(norms: ArrayLike) -> list[int]:
 
 @dataclass(frozen=True)
 class DetectionSettings:
-    """§11.3 Constants of Algorithm 1 (Neural Cleanse as run), all pinned; defaults are normative."""
+    """§11.3 Trigger reverse engineering (Algorithm 1): the constants, Neural Cleanse's as run.
+
+    The defaults are normative.
+    """
 
     side: int = 28
     batch_size: int = 32
@@ -122,7 +125,7 @@ class DetectionSettings:
 
 @dataclass(frozen=True)
 class OracleResult:
-    """§11.4 The per-mini-batch oracle's outputs, the only values P3 receives."""
+    """§11.4 The gradient oracle: its outputs for one mini-batch, the only values P3 receives."""
 
     mask_gradient: Matrix
     """Batch-mean d loss / d mask, shape (side, side)."""
@@ -135,21 +138,24 @@ class OracleResult:
 
 
 GradientOracle = Callable[[Matrix, Matrix, NDArray[np.int64], int], OracleResult]
-"""§11.4 ``oracle(mask, pattern, batch_indices, target) -> OracleResult``."""
+"""§11.4 The gradient oracle: ``oracle(mask, pattern, batch_indices, target) -> OracleResult``."""
 
 
 def mask_from_tanh(w: Matrix) -> Matrix:
-    """§11.3 Parametrisation: mask = tanh(w) / (2 - eps) + 1/2, in (0, 1)."""
+    """§11.3 Trigger reverse engineering (Algorithm 1): mask = tanh(w) / (2 - eps) + 1/2, in (0, 1)."""
     return np.tanh(w) / (2.0 - TANH_EPSILON) + 0.5
 
 
 def pattern_from_tanh(v: Matrix) -> Matrix:
-    """§11.3 Parametrisation: pattern = 255 (tanh(v) / (2 - eps) + 1/2), in (0, 255)."""
+    """§11.3 Trigger reverse engineering (Algorithm 1): pattern = 255 (tanh(v) / (2 - eps) + 1/2)."""
     return (np.tanh(v) / (2.0 - TANH_EPSILON) + 0.5) * 255.0
 
 
 def initial_tanh(rng: np.random.Generator, side: int) -> tuple[Matrix, Matrix]:
-    """§11.3 Initialisation: mask U[0,1), then pattern U[0,255), mapped through arctanh."""
+    """§11.3 Trigger reverse engineering (Algorithm 1): the initial (w, v).
+
+    A mask U[0,1), then a pattern U[0,255), mapped back through artanh.
+    """
     mask = rng.random((side, side))
     pattern = rng.random((side, side)) * 255.0
     w = np.arctanh((mask - 0.5) * (2.0 - TANH_EPSILON))
@@ -158,7 +164,10 @@ def initial_tanh(rng: np.random.Generator, side: int) -> tuple[Matrix, Matrix]:
 
 
 class BatchOrder:
-    """§11.3 Mini-batches: consecutive slices of permutations of the images; a short tail is dropped."""
+    """§11.3 Trigger reverse engineering (Algorithm 1): the mini-batch order.
+
+    Consecutive slices of permutations of the images; a short tail is dropped.
+    """
 
     def __init__(self, rng: np.random.Generator, count: int, batch_size: int) -> None:
         if count < batch_size:
@@ -178,7 +187,7 @@ class BatchOrder:
 
 
 class Adam:
-    """§11.3 Adam (Kingma and Ba, Algorithm 1) with bias correction, on (w, v) jointly."""
+    """§11.3 Trigger reverse engineering (Algorithm 1): Adam with bias correction, on (w, v)."""
 
     def __init__(self, settings: DetectionSettings, shape: tuple[int, ...]) -> None:
         self.settings = settings
@@ -202,7 +211,10 @@ class Adam:
 
 @dataclass
 class CostSchedule:
-    """§11.3 Cost schedule and early stop, as Neural Cleanse's ``visualizer.py`` runs them."""
+    """§11.3 Trigger reverse engineering (Algorithm 1): the cost schedule and early stop.
+
+    As Neural Cleanse's code runs them.
+    """
 
     settings: DetectionSettings
     cost: float = 0.0
@@ -260,7 +272,7 @@ class CostSchedule:
 
 @dataclass
 class LabelResult:
-    """§11.3 What Algorithm 1 returns for one candidate target label."""
+    """§11.3 Trigger reverse engineering (Algorithm 1): what it returns for one candidate target label."""
 
     target: int
     steps: int
@@ -284,7 +296,7 @@ def reverse_engineer(
     settings: DetectionSettings,
     progress: Callable[[int, int, float, float, float], None] | None = None,
 ) -> LabelResult:
-    """§11.3 Trigger reverse engineering (Algorithm 1), P3's loop around the oracle, for one label.
+    """§11.3 Trigger reverse engineering (Algorithm 1): P3's loop around the oracle, for one label.
 
     1. rng = ``default_rng([seed, target])``; (w, v) from :func:`initial_tanh`; batch order.
     2. Each step: ``batches_per_step`` mini-batches; for each, mask and pattern from (w, v),

@@ -1,4 +1,4 @@
-"""§11.5 The plaintext baseline of detection: Algorithms 1 and 2 on a float64 model in the clear.
+"""§11.5 Plaintext baseline: Algorithms 1 and 2 on a float64 model in the clear.
 
 The oracle (:func:`plaintext_oracle`) is the per-mini-batch computation that the secure
 version runs among P0..P2: blend, forward pass of the float64 model of
@@ -34,18 +34,20 @@ from fast.detection import (
 from fast.mnist import load_mnist
 from fast.plaintext import forward
 
+__all__ = ["blend", "detect_plaintext", "input_gradient", "main", "plaintext_oracle"]
+
 Matrix = NDArray[np.float64]
 
 
 def blend(mask: Matrix, pattern: Matrix, raw_images: Matrix) -> Matrix:
-    """§11.3 Blending: ((1 - mask) x + mask pattern) / 255, in raw pixel space, rows of 784."""
+    """§11.3 Trigger reverse engineering (Algorithm 1): the blend ((1 - mask) x + mask pattern) / 255."""
     m, p = mask.reshape(-1), pattern.reshape(-1)
     blended: Matrix = ((1.0 - m) * raw_images + m * p) / 255.0
     return blended
 
 
 def input_gradient(weights: list[Matrix], inputs: Matrix, target: int) -> tuple[Matrix, int, float]:
-    """§11.4 d (mean cross-entropy of ``target``) / d inputs, the success count and the mean loss."""
+    """§11.4 The gradient oracle: d (mean cross-entropy of ``target``) / d inputs, successes, mean loss."""
     layer_inputs, products = forward(weights, inputs)
     logits = products[-1]
     shifted = logits - logits.max(axis=1, keepdims=True)
@@ -66,7 +68,7 @@ def input_gradient(weights: list[Matrix], inputs: Matrix, target: int) -> tuple[
 
 
 def plaintext_oracle(weights: list[Matrix], images: NDArray[np.uint8]) -> GradientOracle:
-    """§11.4 The gradient oracle in the clear, over the detection images (rows of 784 pixels)."""
+    """§11.4 The gradient oracle: in the clear, over the detection images (rows of 784 pixels)."""
     raw = images.astype(np.float64)
 
     def oracle(mask: Matrix, pattern: Matrix, batch: NDArray[np.int64], target: int) -> OracleResult:
@@ -90,7 +92,7 @@ def detect_plaintext(
     targets: list[int] | None = None,
     progress: Callable[[int, int, float, float, float], None] | None = None,
 ) -> dict[str, Any]:
-    """§11.5 Algorithm 1 for every label (or ``targets``), then Algorithm 2 on the best masks' L1 norms.
+    """§11.5 Plaintext baseline: Algorithm 1 for every label (or ``targets``), then Algorithm 2.
 
     ``labels`` are the detection images' true labels; Algorithm 1 does not use them (every
     image is pushed towards the candidate target, as in Neural Cleanse); the report gives the
@@ -138,7 +140,7 @@ def detect_plaintext(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the plaintext baseline on a ``plaintext-model.npz`` and print the JSON report."""
+    """§11.5 Plaintext baseline: run it on a ``plaintext-model.npz`` and print the JSON report."""
     parser = argparse.ArgumentParser(prog="python -m fast.plaintext_detection")
     parser.add_argument("model")
     parser.add_argument("--mnist", default=None)
