@@ -9,6 +9,7 @@ the cost schedule step by step, and the loop's determinism on a tiny model.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 import fast.detection
 import refimpl.detection
 from fast.detection import CostSchedule, DetectionSettings, reverse_engineer
+from fast.mnist import load_mnist
 from fast.plaintext_detection import detect_plaintext, plaintext_oracle
 
 # An infected model in the ranges of the paper's Fig. 2 (label 6 about 13, the others 61 to
@@ -201,3 +203,18 @@ def test_reverse_engineer_deterministic_and_plaintext_report() -> None:
     assert [entry["label"] for entry in report["labels"]] == list(range(10))
     assert [entry["anomaly_index"] for entry in report["labels"]] == refimpl.detection.anomaly_indices(norms)
     assert report["flagged_labels"] == refimpl.detection.flagged_labels(norms)
+
+
+@pytest.mark.skipif(
+    not (os.environ.get("MPBADNET_DETECTION_MODEL") and os.environ.get("MPBADNET_MNIST_DIR")),
+    reason="needs MPBADNET_DETECTION_MODEL (infected plaintext-model.npz, target 6), MPBADNET_MNIST_DIR",
+)
+def test_detect_plaintext_infected_model_labels_6_and_0() -> None:
+    """§11.6: on an infected float64 model, label 6's best mask is far smaller than label 0's."""
+    with np.load(os.environ["MPBADNET_DETECTION_MODEL"]) as archive:
+        weights = [archive[f"arr_{i}"].astype(np.float64) for i in range(len(archive.files))]
+    data = load_mnist(os.environ["MPBADNET_MNIST_DIR"])
+    report = detect_plaintext(weights, data.test_images, data.test_labels, DetectionSettings(), [6, 0])
+    by_label = {entry["label"]: entry for entry in report["labels"]}
+    assert by_label[6]["reached_threshold"] and by_label[6]["best_l1_norm"] < 20.0
+    assert by_label[0]["best_l1_norm"] > 40.0
