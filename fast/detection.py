@@ -1,0 +1,360 @@
+"""§11 Backdoor detection: Algorithm 2 (MAD) over numpy and the P3 side of Algorithm 1.
+
+Algorithm 2 (:func:`anomaly_indices`, :func:`flagged_labels`) gives exactly the values of
+:mod:`refimpl.detection`. Algorithm 1's outer loop (:func:`reverse_engineer`) is everything
+the secondary server P3 runs in the clear: the tanh parametrisation, the mini-batch
+schedule, the L1 regulariser, Adam, the best mask, the cost schedule and the early stop.
+The per-mini-batch computation on the secret model and images is a :class:`GradientOracle`
+passed in: :func:`fast.plaintext_detection.plaintext_oracle` computes it in the clear, the
+secure version computes it among P0..P2 and opens only its outputs to P3.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from refimpl.detection import ANOMALY_THRESHOLD, CONSISTENCY_CONSTANT
+
+__all__ = [
+    "ANOMALY_THRESHOLD",
+    "CONSISTENCY_CONSTANT",
+    "TANH_EPSILON",
+    "Adam",
+    "BatchOrder",
+    "CostSchedule",
+    "DetectionSettings",
+    "GradientOracle",
+    "LabelResult",
+    "OracleResult",
+    "anomaly_indices",
+    "compute_mad",
+    "compute_median",
+    "flagged_labels",
+    "initial_tanh",
+    "mask_from_tanh",
+    "pattern_from_tanh",
+    "reverse_engineer",
+]
+
+Matrix = NDArray[np.float64]
+
+TANH_EPSILON = 1e-7
+"""§11.3 Trigger reverse engineering (Algorithm 1): the eps of the tanh maps of mask and pattern."""
+
+
+def _norm_array(norms: ArrayLike) -> Matrix:
+    """§11.2: a 1-D float64 array of finite, non-negative norms (``ValueError`` if not)."""
+    values = np.asarray(norms, dtype=np.float64).reshape(-1)
+    if values.size == 0:
+        raise ValueError("Algorithm 2 needs at least one norm")
+    if not np.all(np.isfinite(values)) or np.any(values < 0.0):
+        raise ValueError("every norm must be finite and non-negative")
+    return values
+
+
+def compute_median(values: ArrayLike) -> float:
+    """§11.2 Outlier detection (Algorithm 2): ``np.median`` (mean of the two middle values if even)."""
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    if array.size == 0:
+        raise ValueError("the median of no values is undefined")
+    return float(np.median(array))
+
+
+def compute_mad(norms: ArrayLike) -> float:
+    """§11.2 Outlier detection (Algorithm 2): ``CONSISTENCY_CONSTANT`` x median |norm - median|."""
+    values = _norm_array(norms)
+    return CONSISTENCY_CONSTANT * float(np.median(np.abs(values - np.median(values))))
+
+
+def anomaly_indices(norms: ArrayLike) -> list[float]:
+    """§11.2 Outlier detection (Algorithm 2): |norm - median| / MAD (MAD 0: 0.0 or inf)."""
+    values = _norm_array(norms)
+    centre = np.median(values)
+    deviations = np.abs(values - centre)
+    mad = CONSISTENCY_CONSTANT * float(np.median(deviations))
+    if mad > 0.0:
+        return [float(index) for index in deviations / mad]
+    return [0.0 if deviation == 0.0 else math.inf for deviation in deviations.tolist()]
+
+
+def flagged_labels(norms: ArrayLike) -> list[int]:
+    """§11.2 Outlier detection (Algorithm 2): labels with norm <= median and index > 2, ascending."""
+    values = _norm_array(norms)
+    centre = float(np.median(values))
+    indices = np.array(anomaly_indices(values))
+    return [int(label) for label in np.flatnonzero((values <= centre) & (indices > ANOMALY_THRESHOLD))]
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """§11.3 Trigger reverse engineering (Algorithm 1): the constants, Neural Cleanse's as run.
+
+    The defaults are normative.
+    """
+
+    side: int = 28
+    batch_size: int = 32
+    batches_per_step: int = 31
+    max_steps: int = 1000
+    learning_rate: float = 0.1
+    beta1: float = 0.5
+    beta2: float = 0.9
+    adam_epsilon: float = 1e-8
+    init_cost: float = 1e-3
+    cost_up: float = 2.0
+    cost_down: float = 2.0**1.5
+    patience: int = 5
+    attack_threshold: float = 0.99
+    early_stop_patience_factor: int = 5
+    early_stop_threshold: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("side", "batch_size", "batches_per_step", "max_steps", "patience"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+
+@dataclass(frozen=True)
+class OracleResult:
+    """§11.4 The gradient oracle: its outputs for one mini-batch, the only values P3 receives."""
+
+    mask_gradient: Matrix
+    """Batch-mean d loss / d mask, shape (side, side)."""
+    pattern_gradient: Matrix
+    """Batch-mean d loss / d pattern (raw pixel scale), shape (side, side)."""
+    successes: int
+    """How many blended images of the batch the model classifies as the target."""
+    mean_loss: float
+    """Batch-mean cross-entropy of the target label."""
+
+
+GradientOracle = Callable[[Matrix, Matrix, NDArray[np.int64], int], OracleResult]
+"""§11.4 The gradient oracle: ``oracle(mask, pattern, batch_indices, target) -> OracleResult``."""
+
+
+def mask_from_tanh(w: Matrix) -> Matrix:
+    """§11.3 Trigger reverse engineering (Algorithm 1): mask = tanh(w) / (2 - eps) + 1/2, in (0, 1)."""
+    return np.tanh(w) / (2.0 - TANH_EPSILON) + 0.5
+
+
+def pattern_from_tanh(v: Matrix) -> Matrix:
+    """§11.3 Trigger reverse engineering (Algorithm 1): pattern = 255 (tanh(v) / (2 - eps) + 1/2)."""
+    return (np.tanh(v) / (2.0 - TANH_EPSILON) + 0.5) * 255.0
+
+
+def initial_tanh(rng: np.random.Generator, side: int) -> tuple[Matrix, Matrix]:
+    """§11.3 Trigger reverse engineering (Algorithm 1): the initial (w, v).
+
+    A mask U[0,1), then a pattern U[0,255), mapped back through artanh.
+    """
+    mask = rng.random((side, side))
+    pattern = rng.random((side, side)) * 255.0
+    w = np.arctanh((mask - 0.5) * (2.0 - TANH_EPSILON))
+    v = np.arctanh((pattern / 255.0 - 0.5) * (2.0 - TANH_EPSILON))
+    return w, v
+
+
+class BatchOrder:
+    """§11.3 Trigger reverse engineering (Algorithm 1): the mini-batch order.
+
+    Consecutive slices of permutations of the images; a short tail is dropped.
+    """
+
+    def __init__(self, rng: np.random.Generator, count: int, batch_size: int) -> None:
+        if count < batch_size:
+            raise ValueError(f"need at least {batch_size} detection images, got {count}")
+        self.rng, self.count, self.batch_size = rng, count, batch_size
+        self.order: NDArray[np.int64] = rng.permutation(count)
+        self.position = 0
+
+    def next_batch(self) -> NDArray[np.int64]:
+        """The indices of the next mini-batch (a fresh permutation when fewer than a batch remain)."""
+        if self.position + self.batch_size > self.count:
+            self.order = self.rng.permutation(self.count)
+            self.position = 0
+        batch = self.order[self.position : self.position + self.batch_size]
+        self.position += self.batch_size
+        return batch
+
+
+class Adam:
+    """§11.3 Trigger reverse engineering (Algorithm 1): Adam with bias correction, on (w, v)."""
+
+    def __init__(self, settings: DetectionSettings, shape: tuple[int, ...]) -> None:
+        self.settings = settings
+        self.steps = 0
+        self.first = [np.zeros(shape), np.zeros(shape)]
+        self.second = [np.zeros(shape), np.zeros(shape)]
+
+    def update(self, parameters: list[Matrix], gradients: list[Matrix]) -> list[Matrix]:
+        """One Adam step: returns the new parameters."""
+        s = self.settings
+        self.steps += 1
+        updated = []
+        for i, (value, gradient) in enumerate(zip(parameters, gradients, strict=True)):
+            self.first[i] = s.beta1 * self.first[i] + (1.0 - s.beta1) * gradient
+            self.second[i] = s.beta2 * self.second[i] + (1.0 - s.beta2) * gradient * gradient
+            first_hat = self.first[i] / (1.0 - s.beta1**self.steps)
+            second_hat = self.second[i] / (1.0 - s.beta2**self.steps)
+            updated.append(value - s.learning_rate * first_hat / (np.sqrt(second_hat) + s.adam_epsilon))
+        return updated
+
+
+@dataclass
+class CostSchedule:
+    """§11.3 Trigger reverse engineering (Algorithm 1): the cost schedule and early stop.
+
+    As Neural Cleanse's code runs them.
+    """
+
+    settings: DetectionSettings
+    cost: float = 0.0
+    set_counter: int = 0
+    up_counter: int = 0
+    down_counter: int = 0
+    up_flag: bool = False
+    down_flag: bool = False
+    early_stop_counter: int = 0
+    early_stop_best: float = math.inf
+
+    def after_step(self, attack_success: float, best_norm: float) -> bool:
+        """Update the cost from the step's attack success; True when the early stop fires."""
+        s = self.settings
+        stop = False
+        if best_norm < math.inf:
+            if best_norm >= s.early_stop_threshold * self.early_stop_best:
+                self.early_stop_counter += 1
+            else:
+                self.early_stop_counter = 0
+        self.early_stop_best = min(best_norm, self.early_stop_best)
+        if (
+            self.down_flag
+            and self.up_flag
+            and self.early_stop_counter >= s.early_stop_patience_factor * s.patience
+        ):
+            stop = True
+        if stop:
+            return True
+        succeeded = attack_success >= s.attack_threshold
+        if self.cost == 0.0 and succeeded:
+            self.set_counter += 1
+            if self.set_counter >= s.patience:
+                self.cost = s.init_cost
+                self.up_counter = self.down_counter = 0
+                self.up_flag = self.down_flag = False
+        else:
+            self.set_counter = 0
+        if succeeded:
+            self.up_counter += 1
+            self.down_counter = 0
+        else:
+            self.up_counter = 0
+            self.down_counter += 1
+        if self.up_counter >= s.patience:
+            self.up_counter = 0
+            self.cost *= s.cost_up
+            self.up_flag = True
+        elif self.down_counter >= s.patience:
+            self.down_counter = 0
+            self.cost /= s.cost_down
+            self.down_flag = True
+        return False
+
+
+@dataclass
+class LabelResult:
+    """§11.3 Trigger reverse engineering (Algorithm 1): what it returns for one candidate target label."""
+
+    target: int
+    steps: int
+    best_norm: float
+    """L1 norm of the best mask: the mask after the best step (the last mask if none qualified)."""
+    best_attack_success: float
+    """Attack success of the step that produced the best mask (of the last step if none)."""
+    found: bool
+    """Whether some step reached the attack-success threshold."""
+    mask: Matrix
+    pattern: Matrix
+    mini_batches: int
+    history: list[tuple[int, float, float, float]] = field(default_factory=list)
+    """(step, cost, attack success, mean L1 norm) of every step."""
+
+
+def reverse_engineer(
+    oracle: GradientOracle,
+    target: int,
+    image_count: int,
+    settings: DetectionSettings,
+    progress: Callable[[int, int, float, float, float], None] | None = None,
+) -> LabelResult:
+    """§11.3 Trigger reverse engineering (Algorithm 1): P3's loop around the oracle, for one label.
+
+    1. rng = ``default_rng([seed, target])``; (w, v) from :func:`initial_tanh`; batch order.
+    2. Each step: ``batches_per_step`` mini-batches; for each, mask and pattern from (w, v),
+       the oracle's batch-mean gradients, plus the regulariser gradient ``cost`` (d sum(mask)),
+       chained through the tanh maps, one Adam step.
+    3. After the step: mean attack success and mean L1 norm over its mini-batches; the best
+       mask is kept when success >= threshold and the norm < the best; the cost schedule.
+    """
+    s = settings
+    rng = np.random.default_rng([s.seed, target])
+    w, v = initial_tanh(rng, s.side)
+    batches = BatchOrder(rng, image_count, s.batch_size)
+    adam = Adam(s, w.shape)
+    schedule = CostSchedule(s)
+    best_regulariser, best_success = math.inf, 0.0
+    best_mask, best_pattern = mask_from_tanh(w), pattern_from_tanh(v)
+    last_norm, last_success = 0.0, 0.0
+    history: list[tuple[int, float, float, float]] = []
+    mini_batches = 0
+    steps = 0
+    for step in range(s.max_steps):
+        steps = step + 1
+        successes, seen, norms = 0, 0, 0.0
+        for _ in range(s.batches_per_step):
+            mask, pattern = mask_from_tanh(w), pattern_from_tanh(v)
+            batch = batches.next_batch()
+            result = oracle(mask, pattern, batch, target)
+            mini_batches += 1
+            successes += result.successes
+            seen += batch.size
+            norms += float(np.sum(np.abs(mask)))
+            mask_gradient = result.mask_gradient + schedule.cost
+            tanh_w, tanh_v = np.tanh(w), np.tanh(v)
+            grad_w = mask_gradient * (1.0 - tanh_w * tanh_w) / (2.0 - TANH_EPSILON)
+            grad_v = result.pattern_gradient * 255.0 * (1.0 - tanh_v * tanh_v) / (2.0 - TANH_EPSILON)
+            w, v = adam.update([w, v], [grad_w, grad_v])
+        last_success = successes / seen
+        last_norm = norms / s.batches_per_step
+        history.append((steps, schedule.cost, last_success, last_norm))
+        if progress is not None:
+            progress(target, steps, schedule.cost, last_success, last_norm)
+        if last_success >= s.attack_threshold and last_norm < best_regulariser:
+            best_regulariser, best_success = last_norm, last_success
+            best_mask, best_pattern = mask_from_tanh(w), pattern_from_tanh(v)
+        if schedule.after_step(last_success, best_regulariser):
+            break
+    found = best_regulariser < math.inf
+    if not found:
+        best_success = last_success
+        best_mask, best_pattern = mask_from_tanh(w), pattern_from_tanh(v)
+    return LabelResult(
+        target,
+        steps,
+        float(np.sum(best_mask)),
+        best_success,
+        found,
+        best_mask,
+        best_pattern,
+        mini_batches,
+        history,
+    )
