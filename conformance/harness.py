@@ -38,6 +38,10 @@ MODULE_NAMES = (
     "preprocessing",
     "comparison",
     "nonlinear",
+    "training",
+    "mnist",
+    "backdoor",
+    "detection",
 )
 """The modules that every implementation provides, with the same public functions."""
 
