@@ -78,7 +78,8 @@ def anomaly_indices(norms: ArrayLike) -> list[float]:
     deviations = np.abs(values - centre)
     mad = CONSISTENCY_CONSTANT * float(np.median(deviations))
     if mad > 0.0:
-        return [float(index) for index in deviations / mad]
+        with np.errstate(over="ignore"):  # a subnormal MAD gives inf, as in refimpl
+            return [float(index) for index in deviations / mad]
     return [0.0 if deviation == 0.0 else math.inf for deviation in deviations.tolist()]
 
 
