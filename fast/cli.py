@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fast import arithmetic, comparison, nonlinear, preprocessing, sharing
+from fast.plaintext import softmax_rows
 from fast.ring import Share, decode_fixed, encode_fixed, get_profile
 from fast.tuning import keep_freed_memory, one_blas_thread_per_party
 from refimpl.ring import PROFILES, Profile
@@ -137,13 +138,6 @@ def expected_truncation_failures(profile: Profile, exact: Matrix) -> float:
     return float(np.sum(np.abs(exact)) * scale)
 
 
-def softmax_float(logits: Matrix) -> Matrix:
-    """The float64 softmax over the last axis."""
-    powers = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    result: Matrix = powers / powers.sum(axis=-1, keepdims=True)
-    return result
-
-
 def run_demo(profile_name: str, rows: int, inner: int, columns: int, seed: int | None) -> int:
     """Run the demonstration and print its results; 0 when the results are within their bounds."""
     keep_freed_memory()
@@ -200,7 +194,7 @@ def run_demo(profile_name: str, rows: int, inner: int, columns: int, seed: int |
         f"|ReLU(revealed) - revealed ReLU| = {relu_error} (exact)"
     )
     width = revealed["softmax"].shape[1]
-    softmax_error = float(np.max(np.abs(revealed["softmax"] - softmax_float(revealed["product"][:, :width]))))
+    softmax_error = float(np.max(np.abs(revealed["softmax"] - softmax_rows(revealed["product"][:, :width]))))
     print(
         f"softmax over the first {width} columns: max |error| per probability {softmax_error:.3g} (spec 8.3)"
     )

@@ -31,6 +31,13 @@ def initial_float_weights(job: TrainJob) -> list[Matrix]:
     ]
 
 
+def softmax_rows(logits: Matrix) -> Matrix:
+    """The float64 softmax over the last axis, shifted by the maximum."""
+    powers = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    result: Matrix = powers / powers.sum(axis=-1, keepdims=True)
+    return result
+
+
 def with_ones(values: Matrix) -> Matrix:
     """[x | 1]."""
     return np.concatenate([values, np.ones((values.shape[0], 1))], axis=1)
@@ -50,10 +57,7 @@ def forward(weights: list[Matrix], images: Matrix) -> tuple[list[Matrix], list[M
 def step(weights: list[Matrix], images: Matrix, labels: Matrix, learning_rate: float) -> list[Matrix]:
     """One SGD step on the mean softmax cross-entropy."""
     inputs, products = forward(weights, images)
-    logits = products[-1]
-    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
-    delta = probabilities - labels
+    delta = softmax_rows(products[-1]) - labels
     scale = learning_rate / images.shape[0]
     updated = list(weights)
     for layer in range(len(weights) - 1, -1, -1):

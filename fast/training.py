@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fast.arithmetic import matmul_truncate, mul
-from fast.comparison import comparisons_for_max, max_and_argmax, relu_and_derivative
+from fast.comparison import max_and_argmax, relu_and_derivative
 from fast.nonlinear import softmax
 from fast.preprocessing import ComparisonPool
 from fast.randomness import prg_bytes
@@ -26,6 +26,7 @@ from refimpl.training import (
     check_model_consistency,
     check_model_header,
     check_run_id,
+    comparisons_for_evaluation,
     comparisons_for_forward,
     comparisons_for_training_step,
     encode_model_file,
@@ -148,11 +149,6 @@ def without_bias_row(weights: Share) -> Share:
     first = weights.first.reshape(rows, columns)[:-1]
     second = weights.second.reshape(rows, columns)[:-1]
     return Share(weights.ring, (rows - 1, columns), first, second)
-
-
-def comparisons_for_evaluation(architecture: Architecture, rows: int) -> int:
-    """§9.6 Secure evaluation: the ReLUs plus the argmax of ``rows`` records."""
-    return comparisons_for_forward(architecture, rows) + comparisons_for_max((rows, architecture.classes))
 
 
 def forward(ctx: PartyContext, model: list[Share], x: Share, pool: ComparisonPool) -> ForwardPass:
