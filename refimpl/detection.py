@@ -9,6 +9,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+from refimpl.arithmetic import matmul_truncate, mul, mul_truncate
+from refimpl.comparison import comparisons_for_max, max_and_argmax
+from refimpl.nonlinear import softmax
+from refimpl.preprocessing import ComparisonPool
+from refimpl.ring import Profile, ShapeError, Share
+from refimpl.sharing import (
+    add,
+    add_public,
+    concatenate,
+    deal_input,
+    gather,
+    receive_input,
+    receive_revealed,
+    reveal_to,
+    sub,
+    sum_last_axis,
+)
+from refimpl.training import (
+    Architecture,
+    comparisons_for_training_step,
+    forward,
+    sum_all,
+    transposed,
+    without_bias_row,
+)
+from refimpl.transport import PartyContext
 
 CONSISTENCY_CONSTANT = 1.4826
 """§11.2 Outlier detection (Algorithm 2): the MAD scale of a normal distribution."""
@@ -75,3 +103,106 @@ def flagged_labels(norms: Sequence[float]) -> list[int]:
         for label, (value, index) in enumerate(zip(values, indices, strict=True))
         if value <= centre and index > ANOMALY_THRESHOLD
     ]
+
+
+# §11.7 Secure gradient oracle (draft): one mini-batch of Algorithm 1 among P0..P2, opened to P3.
+
+ORACLE_HOLDER = 3
+"""§11.7 Secure gradient oracle: the secondary server P3 deals mask and pattern and receives the outputs."""
+
+
+@dataclass(frozen=True)
+class SecureOracleOutput:
+    """§11.7 Secure gradient oracle: what P3 receives, in ring units (fixed point, f fractional bits).
+
+    ``mask_gradient`` is the batch-mean d loss / d mask and ``pattern_gradient`` the batch-mean
+    d loss / d q with q = pattern / 255 (P3 divides by 255 for the raw-pixel gradient);
+    ``successes`` counts the blended images classified as the target. The mean loss is not
+    opened in this draft.
+    """
+
+    mask_gradient: list[int]
+    pattern_gradient: list[int]
+    successes: int
+
+
+def comparisons_for_oracle_step(architecture: Architecture, batch: int) -> int:
+    """§11.7 Secure gradient oracle: the hidden ReLUs, the softmax and the argmax of one mini-batch."""
+    return comparisons_for_training_step(architecture, batch) + comparisons_for_max((batch, architecture.classes))
+
+
+def _rows(x: Share, rows: int) -> Share:
+    """§11.7: a vector sharing of n elements repeated as ``rows`` rows, shape (rows, n), locally."""
+    return Share(x.ring, (rows, x.shape[0]), list(x.first) * rows, list(x.second) * rows)
+
+
+def _column_sums(x: Share) -> Share:
+    """§11.7: the sums over the rows of a (rows, n) sharing, shape (n,), locally."""
+    return sum_last_axis(transposed(x))
+
+
+def oracle_batch_shift(profile: Profile, batch: int) -> int:
+    """§11.7: f + log2(B), the truncation of the batch-mean products (B a power of two)."""
+    if batch < 1 or batch & (batch - 1):
+        raise ShapeError(f"the oracle's mini-batch must be a power of two, got {batch}")
+    return profile.fractional_bits + batch.bit_length() - 1
+
+
+def secure_oracle_step(
+    ctx: PartyContext,
+    model: list[Share] | None,
+    images: Share | None,
+    mask: Sequence[int] | None,
+    pattern: Sequence[int] | None,
+    target: int,
+    pool: ComparisonPool | None,
+) -> SecureOracleOutput | None:
+    """§11.7 Secure gradient oracle: one mini-batch; P3 gets its :class:`SecureOracleOutput`.
+
+    P3 (``ctx.party == 3``) passes ``mask`` (in [0, 1]) and ``pattern`` / 255 (in [0, 1]) as
+    fixed-point ring values of n_0 elements, and ``None`` for the rest. P0..P2 pass the model,
+    the shared mini-batch ``images`` (B x n_0, fixed point in [0, 1]) and the pool, and get
+    ``None``. Servers: X' = X + m (q - X); forward; Delta = softmax - onehot(target);
+    dX' = Delta propagated to layer 0's input; dm = sum_b dX'_b (q - X_b) / B,
+    dq = m sum_b dX'_b / B; successes = sum of the argmax one-hot at the target column.
+    """
+    ring = ctx.ring
+    fractional = ctx.profile.fractional_bits
+    if ctx.party == ORACLE_HOLDER:
+        if mask is None or pattern is None:
+            raise ShapeError("P3 needs the mask and the pattern")
+        features = len(mask)
+        deal_input(ctx, ring, mask, (features,))
+        deal_input(ctx, ring, pattern, (features,))
+        opened = receive_revealed(ctx, ring, (2 * features + 1,))
+        return SecureOracleOutput(
+            opened[:features], opened[features : 2 * features], opened[2 * features]
+        )
+    if model is None or images is None or pool is None:
+        raise ShapeError("P0..P2 need the model, the images and the pool")
+    batch, features = images.shape
+    classes = model[-1].shape[1]
+    if not 0 <= target < classes:
+        raise ShapeError(f"target {target} is not one of {classes} classes")
+    shift = oracle_batch_shift(ctx.profile, batch)
+    m = receive_input(ctx, ring, ORACLE_HOLDER, (features,))
+    q = receive_input(ctx, ring, ORACLE_HOLDER, (features,))
+    difference = sub(_rows(q, batch), images)
+    blended = add(images, mul_truncate(ctx, _rows(m, batch), difference, fractional))
+    passed = forward(ctx, model, blended, pool)
+    target_column = [
+        (-(1 << fractional) if column == target else 0) for _ in range(batch) for column in range(classes)
+    ]
+    delta = add_public(ctx, softmax(ctx, passed.logits, pool), target_column)
+    onehot = max_and_argmax(ctx, passed.logits, pool)[1]
+    assert onehot is not None
+    hits = gather(onehot, [row * classes + target for row in range(batch)], (batch,))
+    for layer in range(len(model) - 1, -1, -1):
+        back = transposed(without_bias_row(model[layer]))
+        delta = matmul_truncate(ctx, delta, back, fractional)
+        if layer > 0:
+            delta = mul(ctx, delta, passed.derivatives[layer - 1])
+    mask_gradient = _column_sums(mul_truncate(ctx, delta, difference, shift))
+    pattern_gradient = mul_truncate(ctx, _column_sums(delta), m, shift)
+    reveal_to(ctx, concatenate([mask_gradient, pattern_gradient, sum_all(hits)]), ORACLE_HOLDER)
+    return None
