@@ -18,7 +18,33 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from refimpl.detection import ANOMALY_THRESHOLD, CONSISTENCY_CONSTANT
+from fast.arithmetic import matmul_truncate, mul, mul_truncate
+from fast.comparison import max_and_argmax
+from fast.nonlinear import softmax
+from fast.preprocessing import ComparisonPool
+from fast.ring import Array, Share
+from fast.sharing import (
+    add,
+    add_public,
+    concatenate,
+    deal_input,
+    gather,
+    receive_input,
+    receive_revealed,
+    reveal_to,
+    sub,
+    sum_last_axis,
+)
+from fast.training import forward, sum_all, transposed, without_bias_row
+from refimpl.detection import (
+    ANOMALY_THRESHOLD,
+    CONSISTENCY_CONSTANT,
+    ORACLE_HOLDER,
+    comparisons_for_oracle_step,
+    oracle_batch_shift,
+)
+from refimpl.ring import ShapeError
+from refimpl.transport import PartyContext
 
 __all__ = [
     "ANOMALY_THRESHOLD",
@@ -30,15 +56,20 @@ __all__ = [
     "DetectionSettings",
     "GradientOracle",
     "LabelResult",
+    "ORACLE_HOLDER",
     "OracleResult",
+    "SecureOracleOutput",
     "anomaly_indices",
     "compute_mad",
     "compute_median",
+    "comparisons_for_oracle_step",
     "flagged_labels",
     "initial_tanh",
     "mask_from_tanh",
+    "oracle_batch_shift",
     "pattern_from_tanh",
     "reverse_engineer",
+    "secure_oracle_step",
 ]
 
 Matrix = NDArray[np.float64]
@@ -359,3 +390,79 @@ def reverse_engineer(
         mini_batches,
         history,
     )
+
+
+# §11.7 Secure gradient oracle (draft): the steps of refimpl.detection over numpy arrays.
+
+
+@dataclass(frozen=True)
+class SecureOracleOutput:
+    """§11.7 Secure gradient oracle: what P3 receives, in ring units (fixed point, f fractional bits)."""
+
+    mask_gradient: Array
+    pattern_gradient: Array
+    successes: int
+
+
+def _rows(x: Share, rows: int) -> Share:
+    """§11.7: a vector sharing of n elements repeated as ``rows`` rows, shape (rows, n), locally."""
+    n = x.shape[0]
+    first = np.broadcast_to(x.first.reshape(1, n), (rows, n)).copy()
+    second = np.broadcast_to(x.second.reshape(1, n), (rows, n)).copy()
+    return Share(x.ring, (rows, n), first, second)
+
+
+def _column_sums(x: Share) -> Share:
+    """§11.7: the sums over the rows of a (rows, n) sharing, shape (n,), locally."""
+    return sum_last_axis(transposed(x))
+
+
+def secure_oracle_step(
+    ctx: PartyContext,
+    model: list[Share] | None,
+    images: Share | None,
+    mask: Array | None,
+    pattern: Array | None,
+    target: int,
+    pool: ComparisonPool | None,
+) -> SecureOracleOutput | None:
+    """§11.7 Secure gradient oracle: one mini-batch; P3 gets its :class:`SecureOracleOutput`."""
+    ring = ctx.ring
+    fractional = ctx.profile.fractional_bits
+    if ctx.party == ORACLE_HOLDER:
+        if mask is None or pattern is None:
+            raise ShapeError("P3 needs the mask and the pattern")
+        features = int(np.asarray(mask).size)
+        deal_input(ctx, ring, mask, (features,))
+        deal_input(ctx, ring, pattern, (features,))
+        opened = receive_revealed(ctx, ring, (2 * features + 1,))
+        return SecureOracleOutput(
+            opened[:features], opened[features : 2 * features], int(opened[2 * features])
+        )
+    if model is None or images is None or pool is None:
+        raise ShapeError("P0..P2 need the model, the images and the pool")
+    batch, features = images.shape
+    classes = model[-1].shape[1]
+    if not 0 <= target < classes:
+        raise ShapeError(f"target {target} is not one of {classes} classes")
+    shift = oracle_batch_shift(ctx.profile, batch)
+    m = receive_input(ctx, ring, ORACLE_HOLDER, (features,))
+    q = receive_input(ctx, ring, ORACLE_HOLDER, (features,))
+    difference = sub(_rows(q, batch), images)
+    blended = add(images, mul_truncate(ctx, _rows(m, batch), difference, fractional))
+    passed = forward(ctx, model, blended, pool)
+    target_column = np.zeros((batch, classes), dtype=object)
+    target_column[:, target] = -(1 << fractional)
+    delta = add_public(ctx, softmax(ctx, passed.logits, pool), target_column % ring.modulus)
+    onehot = max_and_argmax(ctx, passed.logits, pool)[1]
+    assert onehot is not None
+    hits = gather(onehot, np.arange(batch) * classes + target, (batch,))
+    for layer in range(len(model) - 1, -1, -1):
+        back = transposed(without_bias_row(model[layer]))
+        delta = matmul_truncate(ctx, delta, back, fractional)
+        if layer > 0:
+            delta = mul(ctx, delta, passed.derivatives[layer - 1])
+    mask_gradient = _column_sums(mul_truncate(ctx, delta, difference, shift))
+    pattern_gradient = mul_truncate(ctx, _column_sums(delta), m, shift)
+    reveal_to(ctx, concatenate([mask_gradient, pattern_gradient, sum_all(hits)]), ORACLE_HOLDER)
+    return None
