@@ -22,7 +22,8 @@ import refimpl.detection
 import refimpl.preprocessing
 import refimpl.sharing
 import refimpl.training
-from fast.plaintext_detection import plaintext_oracle
+from fast.plaintext import forward as plain_forward
+from fast.plaintext_detection import blend, plaintext_oracle
 from fast.ring import encode_fixed
 from refimpl.ring import get_profile
 from refimpl.training import Architecture
@@ -35,8 +36,18 @@ FAST: Modules = (fast.detection, fast.training, fast.sharing, fast.preprocessing
 SIDE = 4
 TINY = Architecture((SIDE * SIDE, 8, 3))
 DEEPER = Architecture((SIDE * SIDE, 6, 5, 4))
-TOLERANCE_UNITS = 16
-"""|secure - float| <= TOLERANCE_UNITS * 2^-f per gradient entry (measured worst: see the design note)."""
+KINK_MARGIN_UNITS = 4
+"""Cases with a float hidden pre-activation within this many units of 0 are not compared entrywise.
+
+There the secure ReLU derivative may differ from the float one (a rounding of a few units
+flips the sign), which changes whole rows of dX' (measured: 30 units off for a
+pre-activation 0.55 units from 0). Such a flip is inherent to fixed point, not a fault."""
+
+
+def tolerance_units(batch: int) -> float:
+    """Per-entry tolerance in units of 2^-f: 4 + B / 4 (measured worst, 12 seeds each: 1.5 for
+    B = 2, 3.3 for B = 8, 6.9 for B = 32; the B truncations of the products add up)."""
+    return 4.0 + batch / 4.0
 
 
 
@@ -138,21 +149,36 @@ def float_reference(profile_name: str, data: dict[str, Any], target: int) -> Any
     return oracle(mask.reshape(SIDE, SIDE), pattern.reshape(SIDE, SIDE), np.arange(batch), target)
 
 
+def kink_distance_units(data: dict[str, Any], target: int) -> float:
+    """The smallest |hidden pre-activation| of the float reference, in units of 2^-13 (wide)."""
+    scale = 2.0**13
+    weights = [np.round(w * scale) / scale for w in data["weights"]]
+    mask = np.round(data["mask"] * scale) / scale
+    pattern = np.round(data["pattern"] / 255.0 * scale) / scale * 255.0
+    products = plain_forward(weights, blend(mask, pattern, data["images"].astype(np.float64)))[1]
+    if len(products) == 1:
+        return float("inf")
+    return float(min(np.abs(product).min() for product in products[:-1]) * scale)
+
+
 @pytest.mark.parametrize("seed", range(12))
-@pytest.mark.parametrize("batch", [2, 8])
+@pytest.mark.parametrize("batch", [2, 8, 32])
 def test_oracle_matches_float_gradients(seed: int, batch: int) -> None:
-    """wide, fast: mask gradient and q-gradient within TOLERANCE_UNITS * 2^-13; successes exact."""
+    """wide, fast: mask gradient and q-gradient within tolerance_units(B) * 2^-13; successes exact."""
     architecture = TINY if seed % 2 else DEEPER
     data = problem(100 + seed, architecture, batch)
     target = seed % architecture.classes
+    if kink_distance_units(data, target) < KINK_MARGIN_UNITS:
+        pytest.skip("a hidden pre-activation within the kink margin of 0 (ReLU derivative may flip)")
     mask_gradient, pattern_gradient, successes = run(FAST, "wide", architecture, data, target).outputs[3]
     expected = float_reference("wide", data, target)
     unit = 2.0**-13
     # The float oracle's pattern gradient is per raw pixel (d/dq / 255).
     mask_error = np.abs(decode("wide", mask_gradient) - expected.mask_gradient.reshape(-1))
     pattern_error = np.abs(decode("wide", pattern_gradient) - 255.0 * expected.pattern_gradient.reshape(-1))
-    assert mask_error.max() <= TOLERANCE_UNITS * unit, mask_error.max() / unit
-    assert pattern_error.max() <= TOLERANCE_UNITS * unit, pattern_error.max() / unit
+    limit = tolerance_units(batch) * unit
+    assert mask_error.max() <= limit, mask_error.max() / unit
+    assert pattern_error.max() <= limit, pattern_error.max() / unit
     assert successes == expected.successes
 
 
