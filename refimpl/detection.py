@@ -128,7 +128,9 @@ class SecureOracleOutput:
 
 def comparisons_for_oracle_step(architecture: Architecture, batch: int) -> int:
     """§11.7 Secure gradient oracle: the hidden ReLUs, the softmax and the argmax of one mini-batch."""
-    return comparisons_for_training_step(architecture, batch) + comparisons_for_max((batch, architecture.classes))
+    return comparisons_for_training_step(architecture, batch) + comparisons_for_max(
+        (batch, architecture.classes)
+    )
 
 
 def _rows(x: Share, rows: int) -> Share:
@@ -175,9 +177,7 @@ def secure_oracle_step(
         deal_input(ctx, ring, mask, (features,))
         deal_input(ctx, ring, pattern, (features,))
         opened = receive_revealed(ctx, ring, (2 * features + 1,))
-        return SecureOracleOutput(
-            opened[:features], opened[features : 2 * features], opened[2 * features]
-        )
+        return SecureOracleOutput(opened[:features], opened[features : 2 * features], opened[2 * features])
     if model is None or images is None or pool is None:
         raise ShapeError("P0..P2 need the model, the images and the pool")
     batch, features = images.shape

@@ -50,7 +50,6 @@ def tolerance_units(batch: int) -> float:
     return 4.0 + batch / 4.0
 
 
-
 def problem(seed: int, architecture: Architecture, batch: int) -> dict[str, Any]:
     """Float weights (uniform +-1/sqrt(n_in), biases +-0.1), pixels 0..255, mask and pattern."""
     rng = np.random.default_rng(seed)
@@ -109,7 +108,9 @@ def oracle_program(
     return program
 
 
-def run(modules: Modules, profile: str, architecture: Architecture, data: dict[str, Any], target: int) -> RunResult[Any]:
+def run(
+    modules: Modules, profile: str, architecture: Architecture, data: dict[str, Any], target: int
+) -> RunResult[Any]:
     return run_parties(
         oracle_program(modules, profile, architecture, data, target),
         parties=4,
@@ -190,7 +191,12 @@ def test_p3_view_is_exactly_the_revealed_values() -> None:
     features = TINY.layers[0]
     sent_by_p3 = [step for _, step, _ in result.stats[3].transcript]
     assert sent_by_p3 and set(sent_by_p3) == {"deal"}
-    to_p3 = [(step, payload) for sender in range(3) for to, step, payload in result.stats[sender].transcript if to == 3]
+    to_p3 = [
+        (step, payload)
+        for sender in range(3)
+        for to, step, payload in result.stats[sender].transcript
+        if to == 3
+    ]
     assert [step for step, _ in to_p3] == ["reveal-to"] * 3
     width = get_profile("wide").ring_bits // 8
     parts = [np.frombuffer(payload, dtype=f"<u{width}") for _, payload in to_p3]
