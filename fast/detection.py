@@ -397,7 +397,7 @@ def reverse_engineer(
 
 @dataclass(frozen=True)
 class SecureOracleOutput:
-    """§11.7 Secure gradient oracle: what P3 receives, in ring units (fixed point, f fractional bits)."""
+    """§11.7 Secure gradient oracle (draft): what P3 receives, in ring units (f fractional bits)."""
 
     mask_gradient: Array
     pattern_gradient: Array
@@ -426,7 +426,7 @@ def secure_oracle_step(
     target: int,
     pool: ComparisonPool | None,
 ) -> SecureOracleOutput | None:
-    """§11.7 Secure gradient oracle: one mini-batch; P3 gets its :class:`SecureOracleOutput`."""
+    """§11.7 Secure gradient oracle (draft): one mini-batch; P3 gets its :class:`SecureOracleOutput`."""
     ring = ctx.ring
     fractional = ctx.profile.fractional_bits
     if ctx.party == ORACLE_HOLDER:

@@ -108,12 +108,12 @@ def flagged_labels(norms: Sequence[float]) -> list[int]:
 # §11.7 Secure gradient oracle (draft): one mini-batch of Algorithm 1 among P0..P2, opened to P3.
 
 ORACLE_HOLDER = 3
-"""§11.7 Secure gradient oracle: the secondary server P3 deals mask and pattern and receives the outputs."""
+"""§11.7 Secure gradient oracle (draft): P3 deals mask and pattern and receives the outputs."""
 
 
 @dataclass(frozen=True)
 class SecureOracleOutput:
-    """§11.7 Secure gradient oracle: what P3 receives, in ring units (fixed point, f fractional bits).
+    """§11.7 Secure gradient oracle (draft): what P3 receives, in ring units (f fractional bits).
 
     ``mask_gradient`` is the batch-mean d loss / d mask and ``pattern_gradient`` the batch-mean
     d loss / d q with q = pattern / 255 (P3 divides by 255 for the raw-pixel gradient);
@@ -127,7 +127,7 @@ class SecureOracleOutput:
 
 
 def comparisons_for_oracle_step(architecture: Architecture, batch: int) -> int:
-    """§11.7 Secure gradient oracle: the hidden ReLUs, the softmax and the argmax of one mini-batch."""
+    """§11.7 Secure gradient oracle (draft): the ReLUs, softmax and argmax of one mini-batch."""
     return comparisons_for_training_step(architecture, batch) + comparisons_for_max(
         (batch, architecture.classes)
     )
@@ -144,7 +144,7 @@ def _column_sums(x: Share) -> Share:
 
 
 def oracle_batch_shift(profile: Profile, batch: int) -> int:
-    """§11.7: f + log2(B), the truncation of the batch-mean products (B a power of two)."""
+    """§11.7 Secure gradient oracle (draft): f + log2(B), the batch-mean truncation (B = 2^b)."""
     if batch < 1 or batch & (batch - 1):
         raise ShapeError(f"the oracle's mini-batch must be a power of two, got {batch}")
     return profile.fractional_bits + batch.bit_length() - 1
@@ -159,7 +159,7 @@ def secure_oracle_step(
     target: int,
     pool: ComparisonPool | None,
 ) -> SecureOracleOutput | None:
-    """§11.7 Secure gradient oracle: one mini-batch; P3 gets its :class:`SecureOracleOutput`.
+    """§11.7 Secure gradient oracle (draft): one mini-batch; P3 gets its :class:`SecureOracleOutput`.
 
     P3 (``ctx.party == 3``) passes ``mask`` (in [0, 1]) and ``pattern`` / 255 (in [0, 1]) as
     fixed-point ring values of n_0 elements, and ``None`` for the rest. P0..P2 pass the model,
