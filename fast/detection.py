@@ -22,7 +22,7 @@ from fast.arithmetic import matmul_truncate, mul, mul_truncate
 from fast.comparison import max_and_argmax
 from fast.nonlinear import softmax
 from fast.preprocessing import ComparisonPool
-from fast.ring import Array, Share
+from fast.ring import Array, Share, decode_fixed
 from fast.sharing import (
     add,
     add_public,
@@ -43,7 +43,7 @@ from refimpl.detection import (
     comparisons_for_oracle_step,
     oracle_batch_shift,
 )
-from refimpl.ring import ShapeError
+from refimpl.ring import Profile, ShapeError
 from refimpl.transport import PartyContext
 
 __all__ = [
@@ -67,6 +67,7 @@ __all__ = [
     "initial_tanh",
     "mask_from_tanh",
     "oracle_batch_shift",
+    "oracle_result",
     "pattern_from_tanh",
     "reverse_engineer",
     "secure_oracle_step",
@@ -466,3 +467,14 @@ def secure_oracle_step(
     pattern_gradient = mul_truncate(ctx, _column_sums(delta), m, shift)
     reveal_to(ctx, concatenate([mask_gradient, pattern_gradient, sum_all(hits)]), ORACLE_HOLDER)
     return None
+
+
+def oracle_result(profile: Profile, output: SecureOracleOutput, side: int) -> OracleResult:
+    """§11.7 Secure gradient oracle (draft): P3 decodes its output into an :class:`OracleResult`.
+
+    The pattern gradient is per raw pixel (d loss / d q divided by 255, as in §11.4); the mean
+    loss is not opened in this draft and is NaN (Algorithm 1's schedule does not read it).
+    """
+    mask_gradient = decode_fixed(profile, output.mask_gradient).reshape(side, side)
+    pattern_gradient = decode_fixed(profile, output.pattern_gradient).reshape(side, side) / 255.0
+    return OracleResult(mask_gradient, pattern_gradient, output.successes, math.nan)

@@ -183,6 +183,23 @@ def test_oracle_matches_float_gradients(seed: int, batch: int) -> None:
     assert successes == expected.successes
 
 
+def test_p3_decodes_an_oracle_result() -> None:
+    """fast.detection.oracle_result: P3's floats (raw-pixel pattern gradient, NaN loss) as §11.4's."""
+    data = problem(11, TINY, 8)
+    result = run(FAST, "wide", TINY, data, 0)
+    mask_gradient, pattern_gradient, successes = result.outputs[3]
+    output = fast.detection.SecureOracleOutput(
+        np.array(mask_gradient, dtype=np.uint64), np.array(pattern_gradient, dtype=np.uint64), successes
+    )
+    decoded = fast.detection.oracle_result(get_profile("wide"), output, SIDE)
+    expected = float_reference("wide", data, 0)
+    limit = tolerance_units(8) * 2.0**-13
+    assert decoded.mask_gradient.shape == (SIDE, SIDE) and np.isnan(decoded.mean_loss)
+    assert np.abs(decoded.mask_gradient - expected.mask_gradient).max() <= limit
+    assert np.abs(decoded.pattern_gradient - expected.pattern_gradient).max() <= limit / 255.0
+    assert decoded.successes == expected.successes
+
+
 def test_p3_view_is_exactly_the_revealed_values() -> None:
     """P3 sends its two deals only and receives only reveal-to messages that sum to its outputs."""
     data = problem(7, TINY, 2)
