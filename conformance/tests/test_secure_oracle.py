@@ -25,7 +25,7 @@ import refimpl.training
 from fast.plaintext import forward as plain_forward
 from fast.plaintext_detection import blend, plaintext_oracle
 from fast.ring import encode_fixed
-from refimpl.ring import get_profile
+from refimpl.ring import ShapeError, get_profile
 from refimpl.training import Architecture
 from refimpl.transport import RunResult, run_parties
 
@@ -221,3 +221,20 @@ def test_p3_view_is_exactly_the_revealed_values() -> None:
     total = (parts[0].astype(object) + parts[1] + parts[2]) % ring.modulus
     mask_gradient, pattern_gradient, successes = result.outputs[3]
     assert [int(v) for v in total] == mask_gradient + pattern_gradient + [successes]
+
+
+def test_oracle_batch_must_be_a_power_of_two() -> None:
+    """§11.7: the batch mean is a truncation by f + log2 B, so B = 3 is refused."""
+    profile = get_profile("wide")
+    assert refimpl.detection.oracle_batch_shift(profile, 32) == profile.fractional_bits + 5
+    with pytest.raises(ShapeError):
+        refimpl.detection.oracle_batch_shift(profile, 3)
+    with pytest.raises(ShapeError):
+        run(FAST, "wide", TINY, problem(1, TINY, 3), 0)
+
+
+def test_material_count() -> None:
+    """§11.7: hidden ReLUs + softmax rows x (2C - 1) + argmax rows x (C - 1)."""
+    architecture = Architecture((784, 128, 128, 10))
+    assert refimpl.detection.comparisons_for_oracle_step(architecture, 32) == 32 * 256 + 32 * 19 + 32 * 9
+    assert fast.detection.comparisons_for_oracle_step is refimpl.detection.comparisons_for_oracle_step
