@@ -22,6 +22,7 @@ import numpy as np
 
 import fast.arithmetic
 import fast.comparison
+import fast.detection
 import fast.nonlinear
 import fast.preprocessing
 import fast.ring
@@ -29,6 +30,7 @@ import fast.sharing
 import fast.training
 import refimpl.arithmetic
 import refimpl.comparison
+import refimpl.detection
 import refimpl.nonlinear
 import refimpl.preprocessing
 import refimpl.ring
@@ -68,6 +70,7 @@ class Modules:
     comparison: ModuleType
     nonlinear: ModuleType
     training: ModuleType
+    detection: ModuleType
 
 
 IMPLEMENTATIONS = {
@@ -79,6 +82,7 @@ IMPLEMENTATIONS = {
         refimpl.comparison,
         refimpl.nonlinear,
         refimpl.training,
+        refimpl.detection,
     ),
     "fast": Modules(
         fast.ring,
@@ -88,6 +92,7 @@ IMPLEMENTATIONS = {
         fast.comparison,
         fast.nonlinear,
         fast.training,
+        fast.detection,
     ),
 }
 
@@ -105,6 +110,8 @@ class BenchCase:
     comparisons: int
     run: Operation
     max_repetitions: int | None = None
+    parties: int = 3
+    """3 computing parties; 4 when the secondary server P3 takes part (it gets no operands)."""
 
 
 def _f(profile: Profile) -> int:
@@ -205,15 +212,48 @@ def training_cases(batch: tuple[int, int], evaluation: tuple[int, int]) -> list[
     ]
 
 
+DETECTION_TARGET = 6
+
+
+def _detect_step(features: int, modules: Modules, ctx: PartyContext, x: Any, pool: Any) -> Any:
+    """§11.7: one mini-batch of the secure oracle; P3 deals a fixed mid-grey mask and pattern."""
+    if ctx.party == refimpl.detection.ORACLE_HOLDER:
+        half = refimpl.ring.encode_fixed(ctx.profile, [0.5] * features)
+        values = half if modules is IMPLEMENTATIONS["refimpl"] else _as_array(half, ctx.profile, (features,))
+        return modules.detection.secure_oracle_step(ctx, None, None, values, values, DETECTION_TARGET, None)
+    model = _model(modules, ctx, features)
+    return modules.detection.secure_oracle_step(ctx, model, x, None, None, DETECTION_TARGET, pool)
+
+
+def detection_case(batch: tuple[int, int]) -> BenchCase:
+    """§11.7 Secure gradient oracle: ``detect_step``, one mini-batch of Algorithm 1 with P3."""
+    architecture = architecture_for(batch[1])
+    return BenchCase(
+        "detect_step",
+        batch,
+        batch,
+        batch,
+        refimpl.detection.comparisons_for_oracle_step(architecture, batch[0]),
+        lambda i, c, x, y, p: _detect_step(batch[1], i, c, x, p),
+        10,
+        parties=4,
+    )
+
+
 def cases(impl: str, quick: bool) -> list[BenchCase]:
     """The benchmark cases: the issues' shapes for fast, small shapes for refimpl."""
     if impl == "fast" and not quick:
         matrix, vector, table = (128, 784, 128), (16384,), (128, 10)
         batch, evaluation = (128, 784), (10000, 784)
+        detection = (32, 784)
     else:
         matrix, vector, table = (8, 16, 8), (256,), (4, 10)
-        batch, evaluation = (4, 16), (8, 16)
-    return [make(matrix, vector, table) for make in CASES.values()] + training_cases(batch, evaluation)
+        batch, evaluation, detection = (4, 16), (8, 16), (2, 16)
+    return (
+        [make(matrix, vector, table) for make in CASES.values()]
+        + training_cases(batch, evaluation)
+        + [detection_case(detection)]
+    )
 
 
 def _operand(modules: Modules, ctx: PartyContext, profile: Profile, shape: tuple[int, ...], seed: int) -> Any:
@@ -237,15 +277,16 @@ def measure(impl: str, profile_name: str, case: BenchCase, repetitions: int) -> 
     modules = IMPLEMENTATIONS[impl]
 
     def program(ctx: PartyContext) -> list[tuple[float, int, int, float, int, int]]:
-        x = _operand(modules, ctx, profile, case.left_shape, 1)
-        y = _operand(modules, ctx, profile, case.right_shape, 2)
+        server = ctx.is_computing_party
+        x = _operand(modules, ctx, profile, case.left_shape, 1) if server else None
+        y = _operand(modules, ctx, profile, case.right_shape, 2) if server else None
         samples = []
         for _ in range(repetitions):
             ctx.barrier()
             sent, clock, start = ctx.stats.bytes_sent, ctx.stats.rounds, time.perf_counter()
             pool = (
                 modules.preprocessing.generate_comparison_pool(ctx, profile, case.comparisons)
-                if case.comparisons
+                if case.comparisons and server
                 else None
             )
             ctx.barrier()
@@ -257,7 +298,7 @@ def measure(impl: str, profile_name: str, case: BenchCase, repetitions: int) -> 
         ctx.barrier()
         return samples
 
-    result = run_parties(program, profile=profile, seed=b"benchmark")
+    result = run_parties(program, parties=case.parties, profile=profile, seed=b"benchmark")
     per_party = result.outputs
     last = [samples[-1] for samples in per_party]
     online_start = max(sample[2] for sample in last)

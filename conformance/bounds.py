@@ -289,22 +289,7 @@ def training_step_bound(
     u = unit(profile)
     sigma = softmax_error(profile, labels.shape[1])
     scale = learning_rate / batch_size
-    augmented: list[Matrix] = []
-    logits: list[Matrix] = []
-    input_bounds: list[Matrix] = []
-    logit_bounds: list[Matrix] = []
-    activation = inputs
-    activation_bound: Matrix = np.full(inputs.shape, input_error)
-    for layer, matrix in enumerate(weights):
-        rows = _with_ones(activation)
-        z = rows @ matrix
-        z_bound = activation_bound @ np.abs(matrix[:-1]) + u
-        augmented.append(rows)
-        logits.append(z)
-        input_bounds.append(activation_bound)
-        logit_bounds.append(z_bound)
-        if layer < len(weights) - 1:
-            activation, activation_bound = np.maximum(z, 0.0), z_bound
+    augmented, logits, input_bounds, logit_bounds = _forward_bounds(profile, weights, inputs, input_error)
     delta = _softmax_rows(logits[-1]) - labels
     delta_bound = 0.5 * logit_bounds[-1].max(axis=1, keepdims=True) + sigma + np.zeros(delta.shape)
     updated: list[Matrix] = [np.empty(0)] * len(weights)
@@ -318,11 +303,94 @@ def training_step_bound(
             scale * (padded.T @ (np.abs(delta) + delta_bound) + np.abs(rows).T @ delta_bound) + u + SLACK
         )
         if layer > 0:
-            back = matrix[:-1].T
-            propagated = delta @ back
-            propagated_bound = delta_bound @ np.abs(back) + u
-            previous = logits[layer - 1]
-            undecided = np.abs(previous) <= logit_bounds[layer - 1]
-            delta = propagated * (previous >= 0.0)
-            delta_bound = propagated_bound + undecided * np.abs(propagated)
+            delta, delta_bound = _back_through(
+                profile, delta, delta_bound, matrix, logits[layer - 1], logit_bounds[layer - 1]
+            )
     return updated, gradient_bounds
+
+
+def _forward_bounds(
+    profile: Profile, weights: list[Matrix], inputs: Matrix, input_error: float | Matrix
+) -> tuple[list[Matrix], list[Matrix], list[Matrix], list[Matrix]]:
+    """§9.4 forward pass and its bounds: ([A_i | 1], Z_i, E^A_i, E^Z_i) for every layer."""
+    u = unit(profile)
+    augmented: list[Matrix] = []
+    logits: list[Matrix] = []
+    input_bounds: list[Matrix] = []
+    logit_bounds: list[Matrix] = []
+    activation = inputs
+    activation_bound: Matrix = np.zeros(inputs.shape) + input_error
+    for layer, matrix in enumerate(weights):
+        rows = _with_ones(activation)
+        z = rows @ matrix
+        z_bound = activation_bound @ np.abs(matrix[:-1]) + u
+        augmented.append(rows)
+        logits.append(z)
+        input_bounds.append(activation_bound)
+        logit_bounds.append(z_bound)
+        if layer < len(weights) - 1:
+            activation, activation_bound = np.maximum(z, 0.0), z_bound
+    return augmented, logits, input_bounds, logit_bounds
+
+
+def _back_through(
+    profile: Profile,
+    delta: Matrix,
+    delta_bound: Matrix,
+    matrix: Matrix,
+    previous: Matrix | None,
+    previous_bound: Matrix | None,
+) -> tuple[Matrix, Matrix]:
+    """§9.4: P = Delta W'^T with E^P = E^Delta |W'|^T + u, then times the ReLU derivative of
+    the layer below (if any), an undecided derivative adding |P|."""
+    back = matrix[:-1].T
+    propagated = delta @ back
+    propagated_bound = delta_bound @ np.abs(back) + unit(profile)
+    if previous is None or previous_bound is None:
+        return propagated, propagated_bound
+    undecided = np.abs(previous) <= previous_bound
+    return propagated * (previous >= 0.0), propagated_bound + undecided * np.abs(propagated)
+
+
+def oracle_bound(
+    profile: Profile,
+    weights: list[Matrix],
+    images: Matrix,
+    mask: Matrix,
+    q: Matrix,
+    target: int,
+) -> tuple[Matrix, Matrix, Matrix, Matrix]:
+    """§11.7: the entrywise error bounds of the secure oracle, with its exact outputs.
+
+    ``weights`` are the decoded model, ``images`` the decoded batch X (B rows in [0, 1]),
+    ``mask`` m and ``q`` = pattern / 255 the decoded values P3 dealt. Exact, in binary64:
+    X' = X + m (q - X), the forward pass and Delta = softmax(Z) - e_t of §9.4, G = Delta
+    propagated to the input, g_m = sum_b G_b (q - X_b) / B and g_q = m sum_b G_b / B. Bounds:
+    E^A_0 = u (the blend's truncation), the recursion of :func:`training_step_bound` down to
+    the input (E^G), then E^(g_m) = sum_b E^G_b |q - X_b| / B + u and
+    E^(g_q) = m sum_b E^G_b / B + u. Returns (g_m, E^(g_m), g_q, E^(g_q)).
+    """
+    u = unit(profile)
+    batch = images.shape[0]
+    difference = q[None, :] - images
+    blended = images + mask[None, :] * difference
+    _, logits, _, logit_bounds = _forward_bounds(profile, weights, blended, u)
+    delta = _softmax_rows(logits[-1])
+    delta[:, target] -= 1.0
+    sigma = softmax_error(profile, delta.shape[1])
+    delta_bound = 0.5 * logit_bounds[-1].max(axis=1, keepdims=True) + sigma + np.zeros(delta.shape)
+    for layer in range(len(weights) - 1, -1, -1):
+        below = layer > 0
+        delta, delta_bound = _back_through(
+            profile,
+            delta,
+            delta_bound,
+            weights[layer],
+            logits[layer - 1] if below else None,
+            logit_bounds[layer - 1] if below else None,
+        )
+    mask_gradient = np.sum(delta * difference, axis=0) / batch
+    mask_bound = np.sum(delta_bound * np.abs(difference), axis=0) / batch + u + SLACK
+    pattern_gradient = mask * np.sum(delta, axis=0) / batch
+    pattern_bound = mask * np.sum(delta_bound, axis=0) / batch + u + SLACK
+    return mask_gradient, mask_bound, pattern_gradient, pattern_bound

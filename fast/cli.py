@@ -227,9 +227,12 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", type=int, default=None, help="pin inputs and keys (default: keys from the OS)"
     )
     add_train_parser(commands)
+    add_detect_parser(commands)
     arguments = parser.parse_args(argv)
     if arguments.command == "train":
         return run_train(arguments)
+    if arguments.command == "detect":
+        return run_detect(arguments)
     return run_demo(arguments.profile, arguments.rows, arguments.inner, arguments.columns, arguments.seed)
 
 
@@ -283,4 +286,45 @@ def run_train(arguments: Any) -> int:
     write_summary(path, content)
     print(json.dumps(content, indent=2, sort_keys=True))
     print(f"summary written to {path}")
+    return 0
+
+
+def add_detect_parser(commands: Any) -> None:
+    """The options of ``mpbadnet detect`` (defaults: the normative settings of spec 11.3)."""
+    from fast.detection import DetectionSettings
+
+    defaults = DetectionSettings()
+    detect = commands.add_parser(
+        "detect", help="Neural Cleanse on the secret model: reverse triggers per label, flag outliers"
+    )
+    detect.add_argument("model", help="folder with model-P0/1/2.mpshares (or, with --plaintext, a .npz)")
+    detect.add_argument("--labels", default=None, help="comma-separated candidate labels (default: all)")
+    detect.add_argument("--images", type=int, default=None, help="use the first N test images (default all)")
+    detect.add_argument("--batches-per-step", type=int, default=defaults.batches_per_step)
+    detect.add_argument("--max-steps", type=int, default=defaults.max_steps)
+    detect.add_argument("--patience", type=int, default=defaults.patience)
+    detect.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    detect.add_argument("--detection-seed", type=int, default=defaults.seed, help="P3's random choices")
+    detect.add_argument(
+        "--mnist-dir", default=None, help="MNIST folder (else $MPBADNET_MNIST_DIR or the cache)"
+    )
+    detect.add_argument("--output", default="mpbadnet-detection", help="folder for the report and figures")
+    detect.add_argument("--seed", type=int, default=None, help="pin keys (tests); default: keys from the OS")
+    detect.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    detect.add_argument("--quiet", action="store_true")
+    detect.add_argument(
+        "--plaintext",
+        action="store_true",
+        help="the baseline in the clear: a float64 .npz model, or model shares decoded (all three needed)",
+    )
+
+
+def run_detect(arguments: Any) -> int:
+    """``mpbadnet detect``: run the job, write the report and figures, print the table."""
+    from fast.detection_job import job_from_arguments, print_table, run_detection, run_plaintext_detection
+
+    job = job_from_arguments(arguments)
+    report = run_plaintext_detection(job) if arguments.plaintext else run_detection(job)
+    print_table(report)
+    print(f"report written to {os.path.join(job.output, 'detection-report.json')}")
     return 0

@@ -14,15 +14,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from fast.arithmetic import matmul_truncate, mul, mul_truncate
+from fast.arithmetic import local_products, matmul_truncate, mul, mul_truncate, truncate_products
 from fast.comparison import max_and_argmax
-from fast.nonlinear import softmax
+from fast.nonlinear import log_bounded, normalise, softmax_parts
 from fast.preprocessing import ComparisonPool
-from fast.ring import Array, Share, decode_fixed
+from fast.ring import Array, Share, decode_fixed, dtype_of
 from fast.sharing import (
     add,
     add_public,
@@ -65,6 +66,7 @@ __all__ = [
     "compute_median",
     "flagged_labels",
     "initial_tanh",
+    "label_report",
     "mask_from_tanh",
     "oracle_batch_shift",
     "oracle_result",
@@ -132,8 +134,8 @@ class DetectionSettings:
 
     side: int = 28
     batch_size: int = 32
-    batches_per_step: int = 31
-    max_steps: int = 1000
+    batches_per_step: int = 2
+    max_steps: int = 75
     learning_rate: float = 0.1
     beta1: float = 0.5
     beta2: float = 0.9
@@ -393,16 +395,45 @@ def reverse_engineer(
     )
 
 
-# §11.7 Secure gradient oracle (draft): the steps of refimpl.detection over numpy arrays.
+def label_report(results: list[LabelResult], seconds: list[float]) -> dict[str, Any]:
+    """§11.2 Outlier detection (Algorithm 2) on the labels' best norms, as the report's table.
+
+    Per label: steps, mini-batches, best L1 norm, attack success of the best mask, whether the
+    threshold was reached, anomaly index and seconds; then the flagged labels and the totals.
+    """
+    norms = [result.best_norm for result in results]
+    indices = anomaly_indices(norms)
+    return {
+        "labels": [
+            {
+                "label": result.target,
+                "steps": result.steps,
+                "mini_batches": result.mini_batches,
+                "best_l1_norm": result.best_norm,
+                "attack_success": result.best_attack_success,
+                "reached_threshold": result.found,
+                "anomaly_index": index,
+                "seconds": spent,
+            }
+            for result, index, spent in zip(results, indices, seconds, strict=True)
+        ],
+        "flagged_labels": [results[i].target for i in flagged_labels(norms)],
+        "mini_batches": sum(result.mini_batches for result in results),
+        "seconds": sum(seconds),
+    }
+
+
+# §11.7 Secure gradient oracle: the steps of refimpl.detection over numpy arrays.
 
 
 @dataclass(frozen=True)
 class SecureOracleOutput:
-    """§11.7 Secure gradient oracle (draft): what P3 receives, in ring units (f fractional bits)."""
+    """§11.7 Secure gradient oracle: what P3 receives, in ring units (f fractional bits)."""
 
     mask_gradient: Array
     pattern_gradient: Array
     successes: int
+    loss_sum: int
 
 
 def _rows(x: Share, rows: int) -> Share:
@@ -418,6 +449,14 @@ def _column_sums(x: Share) -> Share:
     return sum_last_axis(transposed(x))
 
 
+def column_inner_products(ctx: PartyContext, x: Share, y: Share, bits: int) -> Share:
+    """§11.7: sum_b x[b, j] y[b, j] / 2^d for every column j, with one truncation per column."""
+    rows, columns = x.shape
+    products = local_products(x, y).reshape(rows, columns)
+    sums = products.sum(axis=0, dtype=dtype_of(x.ring))  # a 2^l ring wraps natively
+    return truncate_products(ctx, x.ring, sums, (columns,), bits)
+
+
 def secure_oracle_step(
     ctx: PartyContext,
     model: list[Share] | None,
@@ -427,7 +466,7 @@ def secure_oracle_step(
     target: int,
     pool: ComparisonPool | None,
 ) -> SecureOracleOutput | None:
-    """§11.7 Secure gradient oracle (draft): one mini-batch; P3 gets its :class:`SecureOracleOutput`."""
+    """§11.7 Secure gradient oracle: one mini-batch; P3 gets its :class:`SecureOracleOutput`."""
     ring = ctx.ring
     fractional = ctx.profile.fractional_bits
     if ctx.party == ORACLE_HOLDER:
@@ -436,9 +475,12 @@ def secure_oracle_step(
         features = int(np.asarray(mask).size)
         deal_input(ctx, ring, mask, (features,))
         deal_input(ctx, ring, pattern, (features,))
-        opened = receive_revealed(ctx, ring, (2 * features + 1,))
+        opened = receive_revealed(ctx, ring, (2 * features + 2,))
         return SecureOracleOutput(
-            opened[:features], opened[features : 2 * features], int(opened[2 * features])
+            opened[:features],
+            opened[features : 2 * features],
+            int(opened[2 * features]),
+            int(opened[2 * features + 1]),
         )
     if model is None or images is None or pool is None:
         raise ShapeError("P0..P2 need the model, the images and the pool")
@@ -454,27 +496,33 @@ def secure_oracle_step(
     passed = forward(ctx, model, blended, pool)
     target_column = np.zeros((batch, classes), dtype=object)
     target_column[:, target] = -(1 << fractional)
-    delta = add_public(ctx, softmax(ctx, passed.logits, pool), target_column % ring.modulus)
+    shifted, powers, sums = softmax_parts(ctx, passed.logits, pool)
+    delta = add_public(ctx, normalise(ctx, powers, sums), target_column % ring.modulus)
+    target_positions = np.arange(batch) * classes + target
+    loss_sum = sub(
+        sum_all(log_bounded(ctx, sums, float(classes))), sum_all(gather(shifted, target_positions, (batch,)))
+    )
     onehot = max_and_argmax(ctx, passed.logits, pool)[1]
     assert onehot is not None
-    hits = gather(onehot, np.arange(batch) * classes + target, (batch,))
+    hits = gather(onehot, target_positions, (batch,))
     for layer in range(len(model) - 1, -1, -1):
         back = transposed(without_bias_row(model[layer]))
         delta = matmul_truncate(ctx, delta, back, fractional)
         if layer > 0:
             delta = mul(ctx, delta, passed.derivatives[layer - 1])
-    mask_gradient = _column_sums(mul_truncate(ctx, delta, difference, shift))
+    mask_gradient = column_inner_products(ctx, delta, difference, shift)
     pattern_gradient = mul_truncate(ctx, _column_sums(delta), m, shift)
-    reveal_to(ctx, concatenate([mask_gradient, pattern_gradient, sum_all(hits)]), ORACLE_HOLDER)
+    reveal_to(ctx, concatenate([mask_gradient, pattern_gradient, sum_all(hits), loss_sum]), ORACLE_HOLDER)
     return None
 
 
-def oracle_result(profile: Profile, output: SecureOracleOutput, side: int) -> OracleResult:
-    """§11.7 Secure gradient oracle (draft): P3 decodes its output into an :class:`OracleResult`.
+def oracle_result(profile: Profile, output: SecureOracleOutput, side: int, batch: int) -> OracleResult:
+    """§11.7 Secure gradient oracle: P3 decodes its output into an :class:`OracleResult`.
 
-    The pattern gradient is per raw pixel (d loss / d q divided by 255, as in §11.4); the mean
-    loss is not opened in this draft and is NaN (Algorithm 1's schedule does not read it).
+    The pattern gradient is per raw pixel (d loss / d q divided by 255, as in §11.4) and the
+    mean loss is the opened loss sum divided by the batch size B.
     """
     mask_gradient = decode_fixed(profile, output.mask_gradient).reshape(side, side)
     pattern_gradient = decode_fixed(profile, output.pattern_gradient).reshape(side, side) / 255.0
-    return OracleResult(mask_gradient, pattern_gradient, output.successes, math.nan)
+    mean_loss = float(decode_fixed(profile, np.array([output.loss_sum], dtype=np.uint64))[0]) / batch
+    return OracleResult(mask_gradient, pattern_gradient, output.successes, mean_loss)

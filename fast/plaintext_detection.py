@@ -27,14 +27,20 @@ from fast.detection import (
     GradientOracle,
     LabelResult,
     OracleResult,
-    anomaly_indices,
-    flagged_labels,
+    label_report,
     reverse_engineer,
 )
 from fast.mnist import load_mnist
 from fast.plaintext import forward
 
-__all__ = ["blend", "detect_plaintext", "input_gradient", "main", "plaintext_oracle"]
+__all__ = [
+    "blend",
+    "detect_plaintext",
+    "input_gradient",
+    "main",
+    "plaintext_oracle",
+    "reverse_engineer_labels",
+]
 
 Matrix = NDArray[np.float64]
 
@@ -84,6 +90,25 @@ def plaintext_oracle(weights: list[Matrix], images: NDArray[np.uint8]) -> Gradie
     return oracle
 
 
+def reverse_engineer_labels(
+    weights: list[Matrix],
+    images: NDArray[np.uint8],
+    settings: DetectionSettings,
+    targets: list[int] | None = None,
+    progress: Callable[[int, int, float, float, float], None] | None = None,
+) -> tuple[list[LabelResult], list[float]]:
+    """§11.5 Plaintext baseline: Algorithm 1 for every label (or ``targets``); results and seconds."""
+    classes = weights[-1].shape[1]
+    oracle = plaintext_oracle(weights, images)
+    results: list[LabelResult] = []
+    label_seconds: list[float] = []
+    for target in range(classes) if targets is None else targets:
+        begun = time.perf_counter()
+        results.append(reverse_engineer(oracle, target, images.shape[0], settings, progress))
+        label_seconds.append(time.perf_counter() - begun)
+    return results, label_seconds
+
+
 def detect_plaintext(
     weights: list[Matrix],
     images: NDArray[np.uint8],
@@ -100,43 +125,18 @@ def detect_plaintext(
     """
     if images.ndim != 2 or images.shape[0] != labels.shape[0]:
         raise ValueError("images must be (n, pixels) with one label per image")
-    classes = weights[-1].shape[1]
-    chosen = list(range(classes)) if targets is None else list(targets)
-    oracle = plaintext_oracle(weights, images)
-    started = time.perf_counter()
-    results: list[LabelResult] = []
-    label_seconds: list[float] = []
-    for target in chosen:
-        begun = time.perf_counter()
-        results.append(reverse_engineer(oracle, target, images.shape[0], settings, progress))
-        label_seconds.append(time.perf_counter() - begun)
-    seconds = time.perf_counter() - started
-    norms = [result.best_norm for result in results]
-    indices = anomaly_indices(norms)
-    flagged = [chosen[i] for i in flagged_labels(norms)]
+    results, label_seconds = reverse_engineer_labels(weights, images, settings, targets, progress)
     logits = forward(weights, images.astype(np.float64) / 255.0)[1][-1]
-    return {
-        "mode": "plaintext float64",
-        "settings": dataclasses.asdict(settings),
-        "detection_images": int(images.shape[0]),
-        "model_accuracy_on_detection_images": float(np.mean(logits.argmax(axis=1) == labels)),
-        "labels": [
-            {
-                "label": result.target,
-                "steps": result.steps,
-                "mini_batches": result.mini_batches,
-                "best_l1_norm": result.best_norm,
-                "attack_success": result.best_attack_success,
-                "reached_threshold": result.found,
-                "anomaly_index": index,
-                "seconds": label_seconds[i],
-            }
-            for i, (result, index) in enumerate(zip(results, indices, strict=True))
-        ],
-        "flagged_labels": flagged,
-        "seconds": seconds,
-        "mini_batches": sum(result.mini_batches for result in results),
-    }
+    report = label_report(results, label_seconds)
+    report.update(
+        {
+            "mode": "plaintext float64",
+            "settings": dataclasses.asdict(settings),
+            "detection_images": int(images.shape[0]),
+            "model_accuracy_on_detection_images": float(np.mean(logits.argmax(axis=1) == labels)),
+        }
+    )
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,9 +11,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from refimpl.arithmetic import matmul_truncate, mul, mul_truncate
+from refimpl.arithmetic import local_products, matmul_truncate, mul, mul_truncate, truncate_products
 from refimpl.comparison import comparisons_for_max, max_and_argmax
-from refimpl.nonlinear import softmax
+from refimpl.nonlinear import log_bounded, normalise, softmax_parts
 from refimpl.preprocessing import ComparisonPool
 from refimpl.ring import Profile, ShapeError, Share
 from refimpl.sharing import (
@@ -105,29 +105,30 @@ def flagged_labels(norms: Sequence[float]) -> list[int]:
     ]
 
 
-# §11.7 Secure gradient oracle (draft): one mini-batch of Algorithm 1 among P0..P2, opened to P3.
+# §11.7 Secure gradient oracle: one mini-batch of Algorithm 1 among P0..P2, opened to P3.
 
 ORACLE_HOLDER = 3
-"""§11.7 Secure gradient oracle (draft): P3 deals mask and pattern and receives the outputs."""
+"""§11.7 Secure gradient oracle: P3 deals mask and pattern and receives the outputs."""
 
 
 @dataclass(frozen=True)
 class SecureOracleOutput:
-    """§11.7 Secure gradient oracle (draft): what P3 receives, in ring units (f fractional bits).
+    """§11.7 Secure gradient oracle: what P3 receives, in ring units (f fractional bits).
 
     ``mask_gradient`` is the batch-mean d loss / d mask and ``pattern_gradient`` the batch-mean
     d loss / d q with q = pattern / 255 (P3 divides by 255 for the raw-pixel gradient);
-    ``successes`` counts the blended images classified as the target. The mean loss is not
-    opened in this draft.
+    ``successes`` counts the blended images classified as the target and ``loss_sum`` is the
+    sum over the batch of the cross-entropy of the target (fixed point; P3 divides by B).
     """
 
     mask_gradient: list[int]
     pattern_gradient: list[int]
     successes: int
+    loss_sum: int
 
 
 def comparisons_for_oracle_step(architecture: Architecture, batch: int) -> int:
-    """§11.7 Secure gradient oracle (draft): the ReLUs, softmax and argmax of one mini-batch."""
+    """§11.7 Secure gradient oracle: the ReLUs, softmax and argmax of one mini-batch."""
     return comparisons_for_training_step(architecture, batch) + comparisons_for_max(
         (batch, architecture.classes)
     )
@@ -143,8 +144,23 @@ def _column_sums(x: Share) -> Share:
     return sum_last_axis(transposed(x))
 
 
+def column_inner_products(ctx: PartyContext, x: Share, y: Share, bits: int) -> Share:
+    """§11.7: sum_b x[b, j] y[b, j] / 2^d for every column j, with one truncation per column.
+
+    The 3-out-of-3 products of §5.1 are summed over the rows locally and only the n sums are
+    truncated and reshared (§5.4), as the matrix product of §5.2 does with its inner sums.
+    """
+    products = local_products(x, y)
+    rows, columns = x.shape
+    sums = [
+        sum(products[row * columns + column] for row in range(rows)) % x.ring.modulus
+        for column in range(columns)
+    ]
+    return truncate_products(ctx, x.ring, sums, (columns,), bits)
+
+
 def oracle_batch_shift(profile: Profile, batch: int) -> int:
-    """§11.7 Secure gradient oracle (draft): f + log2(B), the batch-mean truncation (B = 2^b)."""
+    """§11.7 Secure gradient oracle: f + log2(B), the batch-mean truncation (B = 2^b)."""
     if batch < 1 or batch & (batch - 1):
         raise ShapeError(f"the oracle's mini-batch must be a power of two, got {batch}")
     return profile.fractional_bits + batch.bit_length() - 1
@@ -159,7 +175,7 @@ def secure_oracle_step(
     target: int,
     pool: ComparisonPool | None,
 ) -> SecureOracleOutput | None:
-    """§11.7 Secure gradient oracle (draft): one mini-batch; P3 gets its :class:`SecureOracleOutput`.
+    """§11.7 Secure gradient oracle: one mini-batch; P3 gets its :class:`SecureOracleOutput`.
 
     P3 (``ctx.party == 3``) passes ``mask`` (in [0, 1]) and ``pattern`` / 255 (in [0, 1]) as
     fixed-point ring values of n_0 elements, and ``None`` for the rest. P0..P2 pass the model,
@@ -176,8 +192,10 @@ def secure_oracle_step(
         features = len(mask)
         deal_input(ctx, ring, mask, (features,))
         deal_input(ctx, ring, pattern, (features,))
-        opened = receive_revealed(ctx, ring, (2 * features + 1,))
-        return SecureOracleOutput(opened[:features], opened[features : 2 * features], opened[2 * features])
+        opened = receive_revealed(ctx, ring, (2 * features + 2,))
+        return SecureOracleOutput(
+            opened[:features], opened[features : 2 * features], opened[2 * features], opened[2 * features + 1]
+        )
     if model is None or images is None or pool is None:
         raise ShapeError("P0..P2 need the model, the images and the pool")
     batch, features = images.shape
@@ -193,16 +211,21 @@ def secure_oracle_step(
     target_column = [
         (-(1 << fractional) if column == target else 0) for _ in range(batch) for column in range(classes)
     ]
-    delta = add_public(ctx, softmax(ctx, passed.logits, pool), target_column)
+    shifted, powers, sums = softmax_parts(ctx, passed.logits, pool)
+    delta = add_public(ctx, normalise(ctx, powers, sums), target_column)
+    target_positions = [row * classes + target for row in range(batch)]
+    loss_sum = sub(
+        sum_all(log_bounded(ctx, sums, float(classes))), sum_all(gather(shifted, target_positions, (batch,)))
+    )
     onehot = max_and_argmax(ctx, passed.logits, pool)[1]
     assert onehot is not None
-    hits = gather(onehot, [row * classes + target for row in range(batch)], (batch,))
+    hits = gather(onehot, target_positions, (batch,))
     for layer in range(len(model) - 1, -1, -1):
         back = transposed(without_bias_row(model[layer]))
         delta = matmul_truncate(ctx, delta, back, fractional)
         if layer > 0:
             delta = mul(ctx, delta, passed.derivatives[layer - 1])
-    mask_gradient = _column_sums(mul_truncate(ctx, delta, difference, shift))
+    mask_gradient = column_inner_products(ctx, delta, difference, shift)
     pattern_gradient = mul_truncate(ctx, _column_sums(delta), m, shift)
-    reveal_to(ctx, concatenate([mask_gradient, pattern_gradient, sum_all(hits)]), ORACLE_HOLDER)
+    reveal_to(ctx, concatenate([mask_gradient, pattern_gradient, sum_all(hits), loss_sum]), ORACLE_HOLDER)
     return None

@@ -1,0 +1,90 @@
+"""End to end through ``mpbadnet detect`` (spec §11.8): a short detection on model shares.
+
+A small poisoned model is trained with ``mpbadnet train``; ``mpbadnet detect`` then runs two
+candidate labels for three steps each among P0..P2, P3 and the image holder, and writes the
+report, the reversed triggers and the figures. The plaintext baseline on the same model
+(the shares decoded) with the same settings must agree with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fast import cli
+from fast.detection_job import STOP, decode_control, encode_control
+from refimpl.transport import WireFormatError
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("MPBADNET_MNIST_DIR"), reason="MPBADNET_MNIST_DIR is not set (the noxfile sets it)"
+)
+
+SHORT = ["--labels", "6,0", "--max-steps", "3", "--images", "256", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def model_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("model")
+    status = cli.main(
+        ["train", "--epochs", "1", "--train-records", "4096", "--test-records", "256",
+         "--output", str(output), "--seed", "3", "--quiet"]
+    )  # fmt: skip
+    assert status == 0
+    return output
+
+
+def test_short_secure_detection_writes_report_and_figures(model_directory: Path, tmp_path: Path) -> None:
+    output = tmp_path / "secure"
+    assert cli.main(["detect", str(model_directory), "--output", str(output), "--seed", "4", *SHORT]) == 0
+    report = json.loads((output / "detection-report.json").read_text())
+    assert report["mode"] == "secure" and report["profile"] == "wide"
+    assert [row["label"] for row in report["labels"]] == [6, 0]
+    assert all(row["steps"] == 3 and row["mini_batches"] == 6 for row in report["labels"])
+    assert report["mini_batches"] == 12
+    assert len(report["bytes_sent_per_party"]["total"]) == 5
+    assert all(sent > 0 for sent in report["bytes_sent_per_party"]["total"])
+    assert report["per_mini_batch"]["max_online_rounds"] > 0
+    for name in (
+        "triggers.png",
+        "l1-norms.png",
+        "anomaly-indices.png",
+        "trigger-label-6.png",
+        "triggers.npz",
+    ):
+        assert (output / name).stat().st_size > 0
+    with np.load(output / "triggers.npz") as triggers:
+        assert triggers["masks"].shape == (2, 28, 28)
+        norms = triggers["masks"].reshape(2, -1).sum(axis=1)
+    assert np.allclose(norms, [row["best_l1_norm"] for row in report["labels"]])
+    assert not list(output.glob("*.tmp*"))
+
+    plain = tmp_path / "plain"
+    assert cli.main(["detect", str(model_directory), "--plaintext", "--output", str(plain), *SHORT]) == 0
+    baseline = json.loads((plain / "detection-report.json").read_text())
+    for secure_row, plain_row in zip(report["labels"], baseline["labels"], strict=True):
+        assert secure_row["mini_batches"] == plain_row["mini_batches"]
+        assert abs(secure_row["best_l1_norm"] - plain_row["best_l1_norm"]) <= 0.02 * plain_row["best_l1_norm"]
+        assert abs(secure_row["attack_success"] - plain_row["attack_success"]) <= 0.05
+
+
+def test_detect_refuses_bad_requests(model_directory: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not one of the model's 10 classes"):
+        cli.main(["detect", str(model_directory), "--labels", "10", "--output", str(tmp_path), "--quiet"])
+    with pytest.raises(ValueError, match="images"):
+        cli.main(["detect", str(model_directory), "--images", "8", "--output", str(tmp_path), "--quiet"])
+    with pytest.raises(FileNotFoundError):
+        cli.main(["detect", str(tmp_path / "missing"), "--output", str(tmp_path), "--quiet"])
+
+
+def test_control_messages_are_checked() -> None:
+    batch = np.arange(32, dtype=np.int64)
+    assert decode_control(encode_control(6, batch), 256, 10)[0] == 6
+    assert decode_control(encode_control(STOP, batch), 256, 10)[0] == STOP
+    with pytest.raises(WireFormatError, match="label 10"):
+        decode_control(encode_control(10, batch), 256, 10)
+    with pytest.raises(WireFormatError, match="outside"):
+        decode_control(encode_control(1, batch + 250), 256, 10)
