@@ -228,11 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_train_parser(commands)
     add_detect_parser(commands)
+    add_table1_parser(commands)
     arguments = parser.parse_args(argv)
     if arguments.command == "train":
         return run_train(arguments)
     if arguments.command == "detect":
         return run_detect(arguments)
+    if arguments.command == "table1":
+        return run_table1(arguments)
     return run_demo(arguments.profile, arguments.rows, arguments.inner, arguments.columns, arguments.seed)
 
 
@@ -289,34 +292,64 @@ def run_train(arguments: Any) -> int:
     return 0
 
 
-def add_detect_parser(commands: Any) -> None:
-    """The options of ``mpbadnet detect`` (defaults: the normative settings of spec 11.3)."""
+def _detection_options(command: Any, output: str) -> None:
+    """The options ``mpbadnet detect`` and ``mpbadnet table1`` share (defaults: spec 11.3)."""
     from fast.detection import DetectionSettings
 
     defaults = DetectionSettings()
+    command.add_argument("model", help="folder with model-P0/1/2.mpshares (or, with --plaintext, a .npz)")
+    command.add_argument("--labels", default=None, help="comma-separated candidate labels (default: all)")
+    command.add_argument("--images", type=int, default=None, help="use the first N test images (default all)")
+    command.add_argument("--batches-per-step", type=int, default=defaults.batches_per_step)
+    command.add_argument("--max-steps", type=int, default=defaults.max_steps)
+    command.add_argument("--patience", type=int, default=defaults.patience)
+    command.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    command.add_argument("--detection-seed", type=int, default=defaults.seed, help="P3's random choices")
+    command.add_argument(
+        "--mnist-dir", default=None, help="MNIST folder (else $MPBADNET_MNIST_DIR or the cache)"
+    )
+    command.add_argument("--output", default=output, help="folder for the report and figures")
+    command.add_argument("--seed", type=int, default=None, help="pin keys (tests); default: keys from the OS")
+    command.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    command.add_argument("--quiet", action="store_true")
+
+
+def add_detect_parser(commands: Any) -> None:
+    """The options of ``mpbadnet detect``."""
     detect = commands.add_parser(
         "detect", help="Neural Cleanse on the secret model: reverse triggers per label, flag outliers"
     )
-    detect.add_argument("model", help="folder with model-P0/1/2.mpshares (or, with --plaintext, a .npz)")
-    detect.add_argument("--labels", default=None, help="comma-separated candidate labels (default: all)")
-    detect.add_argument("--images", type=int, default=None, help="use the first N test images (default all)")
-    detect.add_argument("--batches-per-step", type=int, default=defaults.batches_per_step)
-    detect.add_argument("--max-steps", type=int, default=defaults.max_steps)
-    detect.add_argument("--patience", type=int, default=defaults.patience)
-    detect.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    detect.add_argument("--detection-seed", type=int, default=defaults.seed, help="P3's random choices")
-    detect.add_argument(
-        "--mnist-dir", default=None, help="MNIST folder (else $MPBADNET_MNIST_DIR or the cache)"
-    )
-    detect.add_argument("--output", default="mpbadnet-detection", help="folder for the report and figures")
-    detect.add_argument("--seed", type=int, default=None, help="pin keys (tests); default: keys from the OS")
-    detect.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    detect.add_argument("--quiet", action="store_true")
+    _detection_options(detect, "mpbadnet-detection")
     detect.add_argument(
         "--plaintext",
         action="store_true",
         help="the baseline in the clear: a float64 .npz model, or model shares decoded (all three needed)",
     )
+
+
+def add_table1_parser(commands: Any) -> None:
+    """The options of ``mpbadnet table1`` (the paper's Table 1 grid; spec 11.10)."""
+    table1 = commands.add_parser(
+        "table1", help="detection for patience 5, 7 and learning rates 0.1, 0.01, 0.001, plaintext and secure"
+    )
+    _detection_options(table1, "mpbadnet-table1")
+    table1.add_argument("--modes", default="plaintext,secure", help="comma-separated: plaintext, secure")
+
+
+def run_table1(arguments: Any) -> int:
+    """``mpbadnet table1``: every cell of the grid; prints and writes the table."""
+    from fast.detection_grid import MODES, markdown, run_grid
+    from fast.detection_job import job_from_arguments
+
+    modes = tuple(arguments.modes.split(","))
+    if not modes or any(mode not in MODES for mode in modes):
+        raise ValueError(
+            f"--modes takes a comma-separated subset of {', '.join(MODES)}, got {arguments.modes!r}"
+        )
+    cells = run_grid(job_from_arguments(arguments), modes)
+    print(markdown(cells))
+    print(f"table written to {os.path.join(arguments.output, 'table1.md')}")
+    return 0
 
 
 def run_detect(arguments: Any) -> int:

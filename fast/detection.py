@@ -396,7 +396,7 @@ def reverse_engineer(
 
 
 def label_report(results: list[LabelResult], seconds: list[float]) -> dict[str, Any]:
-    """§11.2 Outlier detection (Algorithm 2) on the labels' best norms, as the report's table.
+    """§11.2 Outlier detection (Algorithm 2): on the labels' best norms, as the report's table.
 
     Per label: steps, mini-batches, best L1 norm, attack success of the best mask, whether the
     threshold was reached, anomaly index and seconds; then the flagged labels and the totals.

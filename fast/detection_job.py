@@ -1,4 +1,4 @@
-"""§11.8 The detection job behind ``mpbadnet detect``: P3 drives Algorithm 1 against the secret model.
+"""§11.8 Detection job: the job behind ``mpbadnet detect``; P3 drives Algorithm 1 against the secret model.
 
 Parties 0-2 are the computing servers, each loading its own model-share file; party 3 is the
 secondary server P3, who runs :func:`fast.detection.reverse_engineer` for every candidate
@@ -357,7 +357,7 @@ def load_plaintext_model(path: str) -> list[NDArray[np.float64]]:
 
 
 def run_plaintext_detection(job: DetectJob) -> dict[str, Any]:
-    """§11.5 Plaintext baseline through the same report and figures as the secure job."""
+    """§11.5 Plaintext baseline: through the same report and figures as the secure job."""
     weights = load_plaintext_model(job.model_directory)
     images = detection_images(job)
     progress = Progress(job.quiet)
