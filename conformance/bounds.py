@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from refimpl.detection import LOSS_SCALE
 from refimpl.nonlinear import EXP_SQUARINGS, RECIPROCAL_ITERATIONS
 from refimpl.ring import Profile
 
@@ -359,26 +360,37 @@ def oracle_bound(
     mask: Matrix,
     q: Matrix,
     target: int,
-) -> tuple[Matrix, Matrix, Matrix, Matrix]:
+) -> tuple[Matrix, Matrix, Matrix, Matrix, float, float]:
     """§11.7: the entrywise error bounds of the secure oracle, with its exact outputs.
 
     ``weights`` are the decoded model, ``images`` the decoded batch X (B rows in [0, 1]),
     ``mask`` m and ``q`` = pattern / 255 the decoded values P3 dealt. Exact, in binary64:
-    X' = X + m (q - X), the forward pass and Delta = softmax(Z) - e_t of §9.4, G = Delta
-    propagated to the input, g_m = sum_b G_b (q - X_b) / B and g_q = m sum_b G_b / B. Bounds:
-    E^A_0 = u (the blend's truncation), the recursion of :func:`training_step_bound` down to
-    the input (E^G), then E^(g_m) = sum_b E^G_b |q - X_b| / B + u and
-    E^(g_q) = m sum_b E^G_b / B + u. Returns (g_m, E^(g_m), g_q, E^(g_q)).
+    X' = X + m (q - X), the forward pass of §9.4, p = softmax(Z), w = c p_t (c =
+    ``LOSS_SCALE``), Delta = (p - e_t) w, G = Delta propagated to the input,
+    g_m = sum_b G_b (q - X_b) / B, g_q = m sum_b G_b / B and the mean loss c - sum_b w_b / B.
+    Bounds: E^A_0 = u (the blend's truncation); the forward recursion of
+    :func:`training_step_bound`; E^p = max_c E^Z / 2 + sigma per row;
+    E^w = c E^p + (p_t + E^p) u / 2 + u (the encoding of c and one truncation);
+    E^Delta = |p - e_t| E^w + (w + E^w) E^p + u; the backward recursion down to the input (E^G);
+    E^(g_m) = sum_b E^G_b |q - X_b| / B + u, E^(g_q) = m sum_b E^G_b / B + u and the mean
+    loss's sum_b E^w_b / B. Returns (g_m, E^(g_m), g_q, E^(g_q), mean loss, its bound).
     """
     u = unit(profile)
     batch = images.shape[0]
     difference = q[None, :] - images
     blended = images + mask[None, :] * difference
     _, logits, _, logit_bounds = _forward_bounds(profile, weights, blended, u)
-    delta = _softmax_rows(logits[-1])
-    delta[:, target] -= 1.0
-    sigma = softmax_error(profile, delta.shape[1])
-    delta_bound = 0.5 * logit_bounds[-1].max(axis=1, keepdims=True) + sigma + np.zeros(delta.shape)
+    probabilities = _softmax_rows(logits[-1])
+    residual = probabilities.copy()
+    residual[:, target] -= 1.0
+    target_probability = probabilities[:, target : target + 1]
+    probability_bound = 0.5 * logit_bounds[-1].max(axis=1, keepdims=True) + softmax_error(
+        profile, probabilities.shape[1]
+    )
+    weight = LOSS_SCALE * target_probability
+    weight_bound = LOSS_SCALE * probability_bound + 0.5 * u * (target_probability + probability_bound) + u
+    delta = residual * weight
+    delta_bound = np.abs(residual) * weight_bound + (weight + weight_bound) * probability_bound + u
     for layer in range(len(weights) - 1, -1, -1):
         below = layer > 0
         delta, delta_bound = _back_through(
@@ -393,4 +405,6 @@ def oracle_bound(
     mask_bound = np.sum(delta_bound * np.abs(difference), axis=0) / batch + u + SLACK
     pattern_gradient = mask * np.sum(delta, axis=0) / batch
     pattern_bound = mask * np.sum(delta_bound, axis=0) / batch + u + SLACK
-    return mask_gradient, mask_bound, pattern_gradient, pattern_bound
+    mean_loss = float(LOSS_SCALE - np.sum(weight) / batch)
+    loss_bound = float(np.sum(weight_bound) / batch) + SLACK
+    return mask_gradient, mask_bound, pattern_gradient, pattern_bound, mean_loss, loss_bound

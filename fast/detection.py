@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from fast.arithmetic import local_products, matmul_truncate, mul, mul_truncate, truncate_products
+from fast.arithmetic import local_products, matmul_truncate, mul, mul_truncate, truncate, truncate_products
 from fast.comparison import max_and_argmax
-from fast.nonlinear import log_bounded, normalise, softmax_parts
+from fast.nonlinear import softmax
 from fast.preprocessing import ComparisonPool
 from fast.ring import Array, Share, decode_fixed, dtype_of
 from fast.sharing import (
@@ -30,6 +30,7 @@ from fast.sharing import (
     concatenate,
     deal_input,
     gather,
+    mul_public,
     receive_input,
     receive_revealed,
     reveal_to,
@@ -40,16 +41,18 @@ from fast.training import forward, sum_all, transposed, without_bias_row
 from refimpl.detection import (
     ANOMALY_THRESHOLD,
     CONSISTENCY_CONSTANT,
+    LOSS_SCALE,
     ORACLE_HOLDER,
     comparisons_for_oracle_step,
     oracle_batch_shift,
 )
-from refimpl.ring import Profile, ShapeError
+from refimpl.ring import Profile, ShapeError, encode_fixed
 from refimpl.transport import PartyContext
 
 __all__ = [
     "ANOMALY_THRESHOLD",
     "CONSISTENCY_CONSTANT",
+    "LOSS_SCALE",
     "ORACLE_HOLDER",
     "TANH_EPSILON",
     "Adam",
@@ -433,7 +436,7 @@ class SecureOracleOutput:
     mask_gradient: Array
     pattern_gradient: Array
     successes: int
-    loss_sum: int
+    weighted_sum: int
 
 
 def _rows(x: Share, rows: int) -> Share:
@@ -496,11 +499,13 @@ def secure_oracle_step(
     passed = forward(ctx, model, blended, pool)
     target_column = np.zeros((batch, classes), dtype=object)
     target_column[:, target] = -(1 << fractional)
-    shifted, powers, sums = softmax_parts(ctx, passed.logits, pool)
-    delta = add_public(ctx, normalise(ctx, powers, sums), target_column % ring.modulus)
+    probabilities = softmax(ctx, passed.logits, pool)
     target_positions = np.arange(batch) * classes + target
-    loss_sum = sub(
-        sum_all(log_bounded(ctx, sums, float(classes))), sum_all(gather(shifted, target_positions, (batch,)))
+    scale = encode_fixed(ctx.profile, [LOSS_SCALE])[0]
+    weights = truncate(ctx, mul_public(gather(probabilities, target_positions, (batch,)), scale), fractional)
+    spread = gather(weights, np.arange(batch * classes) // classes, (batch, classes))
+    delta = mul_truncate(
+        ctx, add_public(ctx, probabilities, target_column % ring.modulus), spread, fractional
     )
     onehot = max_and_argmax(ctx, passed.logits, pool)[1]
     assert onehot is not None
@@ -512,7 +517,9 @@ def secure_oracle_step(
             delta = mul(ctx, delta, passed.derivatives[layer - 1])
     mask_gradient = column_inner_products(ctx, delta, difference, shift)
     pattern_gradient = mul_truncate(ctx, _column_sums(delta), m, shift)
-    reveal_to(ctx, concatenate([mask_gradient, pattern_gradient, sum_all(hits), loss_sum]), ORACLE_HOLDER)
+    reveal_to(
+        ctx, concatenate([mask_gradient, pattern_gradient, sum_all(hits), sum_all(weights)]), ORACLE_HOLDER
+    )
     return None
 
 
@@ -520,9 +527,10 @@ def oracle_result(profile: Profile, output: SecureOracleOutput, side: int, batch
     """§11.7 Secure gradient oracle: P3 decodes its output into an :class:`OracleResult`.
 
     The pattern gradient is per raw pixel (d loss / d q divided by 255, as in §11.4) and the
-    mean loss is the opened loss sum divided by the batch size B.
+    mean loss is LOSS_SCALE minus the opened weighted sum divided by the batch size B.
     """
     mask_gradient = decode_fixed(profile, output.mask_gradient).reshape(side, side)
     pattern_gradient = decode_fixed(profile, output.pattern_gradient).reshape(side, side) / 255.0
-    mean_loss = float(decode_fixed(profile, np.array([output.loss_sum], dtype=np.uint64))[0]) / batch
+    weighted = float(decode_fixed(profile, np.array([output.weighted_sum], dtype=np.uint64))[0])
+    mean_loss = LOSS_SCALE - weighted / batch
     return OracleResult(mask_gradient, pattern_gradient, output.successes, mean_loss)

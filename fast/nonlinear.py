@@ -1,4 +1,4 @@
-"""§8 Non-linear approximations, vectorised: exponential, reciprocal, softmax and logarithm in fixed point."""
+"""§8 Non-linear approximations, vectorised: exponential, reciprocal and softmax in fixed point."""
 
 from __future__ import annotations
 
@@ -8,29 +8,18 @@ from fast.arithmetic import mul_truncate, truncate
 from fast.comparison import maximum, relu
 from fast.preprocessing import ComparisonPool
 from fast.ring import Share
-from fast.sharing import add, add_public, mul_public, public_share, sub, sum_last_axis
-from refimpl.nonlinear import (
-    EXP_SQUARINGS,
-    LOG_DEGREE,
-    RECIPROCAL_ITERATIONS,
-    comparisons_for_softmax,
-    log_coefficients,
-)
+from fast.sharing import add, add_public, mul_public, sub, sum_last_axis
+from refimpl.nonlinear import EXP_SQUARINGS, RECIPROCAL_ITERATIONS, comparisons_for_softmax
 from refimpl.ring import Profile, encode_fixed
 from refimpl.transport import PartyContext
 
 __all__ = [
     "EXP_SQUARINGS",
-    "LOG_DEGREE",
     "RECIPROCAL_ITERATIONS",
     "comparisons_for_softmax",
     "exp_nonpositive",
-    "log_bounded",
-    "log_coefficients",
-    "normalise",
     "reciprocal",
     "softmax",
-    "softmax_parts",
 ]
 
 
@@ -86,40 +75,15 @@ def _broadcast_last(x: Share, shape: tuple[int, ...]) -> Share:
     return Share(x.ring, shape, first, second)
 
 
-def softmax_parts(ctx: PartyContext, x: Share, pool: ComparisonPool) -> tuple[Share, Share, Share]:
-    """§8.3 Softmax, steps 1-5: d = x - max (over the last axis), e^d and the row sums of e^d."""
-    comparisons_for_softmax(x.shape)
-    largest = maximum(ctx, x, pool)
-    shifted = sub(x, _broadcast_last(largest, x.shape))
-    powers = exp_nonpositive(ctx, shifted, pool)
-    return shifted, powers, sum_last_axis(powers)
-
-
-def normalise(ctx: PartyContext, powers: Share, sums: Share) -> Share:
-    """§8.3 Softmax, steps 6-7: e^d times the reciprocal of its row sum (in [1, C])."""
-    inverse = reciprocal(ctx, sums, float(powers.shape[-1]))
-    return mul_truncate(ctx, powers, _broadcast_last(inverse, powers.shape), ctx.profile.fractional_bits)
-
-
 def softmax(ctx: PartyContext, x: Share, pool: ComparisonPool) -> Share:
     """§8.3 Softmax: over the last axis, e^(x - max) / sum e^(x - max).
 
     The maximum (§7.7) makes every exponent non-positive and the denominator lie in
     [1, C], the domain of §8.2 with S = C.
     """
-    _, powers, sums = softmax_parts(ctx, x, pool)
-    return normalise(ctx, powers, sums)
-
-
-def log_bounded(ctx: PartyContext, x: Share, upper: float) -> Share:
-    """§8.4 Logarithm: ln x for x in [1, upper], by Horner's rule on t = (2x - S - 1) / (S - 1)."""
-    profile = ctx.profile
-    f = profile.fractional_bits
-    coefficients = log_coefficients(upper)
-    scaled = truncate(ctx, mul_public(x, _public(profile, 2.0 / (upper - 1.0))), f)
-    t = add_public(ctx, scaled, _public(profile, -(upper + 1.0) / (upper - 1.0)))
-    count = int(np.prod(x.shape, dtype=np.int64))
-    value = public_share(ctx, x.ring, np.full(count, _public(profile, coefficients[-1])), x.shape)
-    for coefficient in reversed(coefficients[:-1]):
-        value = add_public(ctx, mul_truncate(ctx, value, t, f), _public(profile, coefficient))
-    return value
+    comparisons_for_softmax(x.shape)
+    largest = maximum(ctx, x, pool)
+    shifted = sub(x, _broadcast_last(largest, x.shape))
+    powers = exp_nonpositive(ctx, shifted, pool)
+    inverse = reciprocal(ctx, sum_last_axis(powers), float(x.shape[-1]))
+    return mul_truncate(ctx, powers, _broadcast_last(inverse, x.shape), ctx.profile.fractional_bits)

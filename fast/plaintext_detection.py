@@ -2,7 +2,7 @@
 
 The oracle (:func:`plaintext_oracle`) is the per-mini-batch computation that the secure
 version runs among P0..P2: blend, forward pass of the float64 model of
-:mod:`fast.plaintext`, softmax, the true cross-entropy of the target and its gradient back
+:mod:`fast.plaintext`, softmax, Neural Cleanse's loss c (1 - p_target) and its gradient back
 to the input, then to mask and pattern. Everything else is :func:`fast.detection.reverse_engineer`
 and Algorithm 2, shared with the secure version.
 
@@ -31,7 +31,8 @@ from fast.detection import (
     reverse_engineer,
 )
 from fast.mnist import load_mnist
-from fast.plaintext import forward
+from fast.plaintext import forward, softmax_rows
+from refimpl.detection import LOSS_SCALE
 
 __all__ = [
     "blend",
@@ -53,23 +54,20 @@ def blend(mask: Matrix, pattern: Matrix, raw_images: Matrix) -> Matrix:
 
 
 def input_gradient(weights: list[Matrix], inputs: Matrix, target: int) -> tuple[Matrix, int, float]:
-    """§11.4 The gradient oracle: d (mean cross-entropy of ``target``) / d inputs, successes, mean loss."""
-    layer_inputs, products = forward(weights, inputs)
+    """§11.4 The gradient oracle: d (mean loss c (1 - p_target)) / d inputs, successes, mean loss."""
+    _, products = forward(weights, inputs)
     logits = products[-1]
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exponentials = np.exp(shifted)
-    totals = exponentials.sum(axis=1, keepdims=True)
-    probabilities = exponentials / totals
-    loss = float(np.mean(np.log(totals[:, 0]) - shifted[:, target]))
+    probabilities = softmax_rows(logits)
+    target_probability = probabilities[:, target].copy()
+    loss = float(np.mean(LOSS_SCALE * (1.0 - target_probability)))
     successes = int(np.sum(logits.argmax(axis=1) == target))
     delta = probabilities
     delta[:, target] -= 1.0
-    delta /= inputs.shape[0]
+    delta *= (LOSS_SCALE * target_probability / inputs.shape[0])[:, None]
     for layer in range(len(weights) - 1, -1, -1):
         delta = delta @ weights[layer][:-1].T
         if layer > 0:
             delta = delta * (products[layer - 1] > 0)
-    del layer_inputs
     return delta, successes, loss
 
 

@@ -11,17 +11,18 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from refimpl.arithmetic import local_products, matmul_truncate, mul, mul_truncate, truncate_products
+from refimpl.arithmetic import local_products, matmul_truncate, mul, mul_truncate, truncate, truncate_products
 from refimpl.comparison import comparisons_for_max, max_and_argmax
-from refimpl.nonlinear import log_bounded, normalise, softmax_parts
+from refimpl.nonlinear import softmax
 from refimpl.preprocessing import ComparisonPool
-from refimpl.ring import Profile, ShapeError, Share
+from refimpl.ring import Profile, ShapeError, Share, encode_fixed
 from refimpl.sharing import (
     add,
     add_public,
     concatenate,
     deal_input,
     gather,
+    mul_public,
     receive_input,
     receive_revealed,
     reveal_to,
@@ -107,6 +108,9 @@ def flagged_labels(norms: Sequence[float]) -> list[int]:
 
 # §11.7 Secure gradient oracle: one mini-batch of Algorithm 1 among P0..P2, opened to P3.
 
+LOSS_SCALE = -math.log(1e-7)
+"""§11.3 Trigger reverse engineering (Algorithm 1): c = -ln(1e-7), Neural Cleanse's loss c (1 - p_t)."""
+
 ORACLE_HOLDER = 3
 """§11.7 Secure gradient oracle: P3 deals mask and pattern and receives the outputs."""
 
@@ -117,14 +121,15 @@ class SecureOracleOutput:
 
     ``mask_gradient`` is the batch-mean d loss / d mask and ``pattern_gradient`` the batch-mean
     d loss / d q with q = pattern / 255 (P3 divides by 255 for the raw-pixel gradient);
-    ``successes`` counts the blended images classified as the target and ``loss_sum`` is the
-    sum over the batch of the cross-entropy of the target (fixed point; P3 divides by B).
+    ``successes`` counts the blended images classified as the target and ``weighted_sum`` is
+    LOSS_SCALE times the sum over the batch of the target's probability (fixed point); the
+    mean loss is LOSS_SCALE - weighted_sum / B.
     """
 
     mask_gradient: list[int]
     pattern_gradient: list[int]
     successes: int
-    loss_sum: int
+    weighted_sum: int
 
 
 def comparisons_for_oracle_step(architecture: Architecture, batch: int) -> int:
@@ -211,12 +216,12 @@ def secure_oracle_step(
     target_column = [
         (-(1 << fractional) if column == target else 0) for _ in range(batch) for column in range(classes)
     ]
-    shifted, powers, sums = softmax_parts(ctx, passed.logits, pool)
-    delta = add_public(ctx, normalise(ctx, powers, sums), target_column)
+    probabilities = softmax(ctx, passed.logits, pool)
     target_positions = [row * classes + target for row in range(batch)]
-    loss_sum = sub(
-        sum_all(log_bounded(ctx, sums, float(classes))), sum_all(gather(shifted, target_positions, (batch,)))
-    )
+    scale = encode_fixed(ctx.profile, [LOSS_SCALE])[0]
+    weights = truncate(ctx, mul_public(gather(probabilities, target_positions, (batch,)), scale), fractional)
+    spread = gather(weights, [index // classes for index in range(batch * classes)], (batch, classes))
+    delta = mul_truncate(ctx, add_public(ctx, probabilities, target_column), spread, fractional)
     onehot = max_and_argmax(ctx, passed.logits, pool)[1]
     assert onehot is not None
     hits = gather(onehot, target_positions, (batch,))
@@ -227,5 +232,7 @@ def secure_oracle_step(
             delta = mul(ctx, delta, passed.derivatives[layer - 1])
     mask_gradient = column_inner_products(ctx, delta, difference, shift)
     pattern_gradient = mul_truncate(ctx, _column_sums(delta), m, shift)
-    reveal_to(ctx, concatenate([mask_gradient, pattern_gradient, sum_all(hits), loss_sum]), ORACLE_HOLDER)
+    reveal_to(
+        ctx, concatenate([mask_gradient, pattern_gradient, sum_all(hits), sum_all(weights)]), ORACLE_HOLDER
+    )
     return None
