@@ -453,7 +453,7 @@ def _column_sums(x: Share) -> Share:
 
 
 def column_inner_products(ctx: PartyContext, x: Share, y: Share, bits: int) -> Share:
-    """§11.7: sum_b x[b, j] y[b, j] / 2^d for every column j, with one truncation per column."""
+    """§11.7 Secure gradient oracle: sum_b x[b, j] y[b, j] / 2^d per column j, one truncation each."""
     rows, columns = x.shape
     products = local_products(x, y).reshape(rows, columns)
     sums = products.sum(axis=0, dtype=dtype_of(x.ring))  # a 2^l ring wraps natively

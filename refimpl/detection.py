@@ -150,7 +150,7 @@ def _column_sums(x: Share) -> Share:
 
 
 def column_inner_products(ctx: PartyContext, x: Share, y: Share, bits: int) -> Share:
-    """§11.7: sum_b x[b, j] y[b, j] / 2^d for every column j, with one truncation per column.
+    """§11.7 Secure gradient oracle: sum_b x[b, j] y[b, j] / 2^d per column j, one truncation each.
 
     The 3-out-of-3 products of §5.1 are summed over the rows locally and only the n sums are
     truncated and reshared (§5.4), as the matrix product of §5.2 does with its inner sums.
