@@ -13,6 +13,7 @@ public interface, so both implementations deploy through it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import os
@@ -524,10 +525,8 @@ class TlsNetwork(Network):
         """Close every socket (idempotent)."""
         self._closed = True
         for sock in [*self.outgoing.values(), *self.incoming.values()]:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
         if self._listener is not None:
             self._listener.close()
             self._listener = None
