@@ -436,7 +436,7 @@ class TlsNetwork(Network):
                 tls = self.server_context.wrap_socket(raw, server_side=True)
             except (ssl.SSLError, OSError) as error:
                 raw.close()
-                self.refusals.append(f"a peer at {address[0]}:{address[1]} failed the TLS handshake ({error})")
+                self.refusals.append(f"a peer at {address[0]}:{address[1]} failed the TLS handshake: {error}")
                 continue
             der = tls.getpeercert(binary_form=True)
             peer = None if der is None else self.fingerprints.get(certificate_fingerprint(der))
@@ -470,15 +470,11 @@ class TlsNetwork(Network):
             try:
                 frame = read_frame(sock)
             except FrameError as error:
-                self.abort(
-                    f"malformed frame from P{peer} after step {self.last_step[peer]!r}: {error}"
-                )
+                self.abort(f"malformed frame from P{peer} after step {self.last_step[peer]!r}: {error}")
                 return
             except (OSError, ValueError) as error:
                 if not self.goodbyes[peer].is_set() and not self._closed:
-                    self.abort(
-                        f"connection from P{peer} failed after step {self.last_step[peer]!r}: {error}"
-                    )
+                    self.abort(f"connection from P{peer} failed after step {self.last_step[peer]!r}: {error}")
                 return
             if frame is None:
                 if not self.goodbyes[peer].is_set() and not self._closed:
