@@ -1,0 +1,236 @@
+"""§12.6 Deployment over TLS: each party in its own process on loopback, mutual TLS 1.3.
+
+Every test generates a fresh cluster (CA, keys, certificates, ``cluster.toml``) in a
+temporary directory, picks ephemeral ports, and starts one ``spawn`` process per party.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fast.arithmetic import mul
+from fast.comparison import relu
+from fast.deployment import (
+    KIND_DATA,
+    TlsNetwork,
+    encode_frame,
+    generate_cluster,
+    load_cluster_config,
+    run_party_over_tls,
+)
+from fast.preprocessing import generate_comparison_pool
+from fast.ring import dtype_of
+from fast.sharing import reveal, share_input
+from refimpl.transport import PartyContext, ProtocolAbort, WireFormatError, run_parties
+
+SEED = b"deployment-test-seed"
+PARTIES = 3
+TIMEOUT = 8.0
+
+
+# --------------------------------------------------------------------------- programs (module level: spawn pickles them by name)
+
+
+def arithmetic_program(ctx: PartyContext) -> list[int]:
+    """share_input by P0 and P1, one multiplication, reveal."""
+    ring = ctx.ring
+    dtype = dtype_of(ring)
+    x = share_input(ctx, ring, 0, np.array([3, 5, 7, 11], dtype=dtype) if ctx.party == 0 else None, (4,))
+    y = share_input(ctx, ring, 1, np.array([2, 4, 6, 8], dtype=dtype) if ctx.party == 1 else None, (4,))
+    return [int(value) for value in reveal(ctx, mul(ctx, x, y))]
+
+
+def relu_program(ctx: PartyContext) -> list[int]:
+    """share_input, a generated comparison pool, one relu, reveal."""
+    ring = ctx.ring
+    dtype = dtype_of(ring)
+    values = np.array([5, ring.modulus - 3, 0, ring.modulus - 1000], dtype=dtype)
+    x = share_input(ctx, ring, 2, values if ctx.party == 2 else None, (4,))
+    pool = generate_comparison_pool(ctx, ctx.profile, 4)
+    return [int(value) for value in reveal(ctx, relu(ctx, x, pool))]
+
+
+def crashing_program(ctx: PartyContext) -> list[int]:
+    """P1 dies (no goodbye, no abort frame) after one multiplication; the others keep going."""
+    result = arithmetic_program(ctx)
+    if ctx.party == 1:
+        os._exit(3)
+    return result + arithmetic_program(ctx)
+
+
+def wrong_length_program(ctx: PartyContext) -> bytes:
+    """Each party sends 8 bytes to the next at step 'probe'; P1 sends 7."""
+    following, preceding = (ctx.party + 1) % 3, (ctx.party - 1) % 3
+    ctx.send(following, "probe", bytes(7 if ctx.party == 1 else 8))
+    return ctx.recv(preceding, "probe", 8)
+
+
+def malformed_frame_program(ctx: PartyContext) -> bytes:
+    """P1 writes a frame with a bad magic straight onto its socket to P2."""
+    network = ctx.network
+    assert isinstance(network, TlsNetwork)
+    following, preceding = (ctx.party + 1) % 3, (ctx.party - 1) % 3
+    if ctx.party == 1:
+        frame = encode_frame(KIND_DATA, "probe", 1, bytes(8))
+        network.outgoing[following].sendall(b"XXXX" + frame[4:])
+    else:
+        ctx.send(following, "probe", bytes(8))
+    return ctx.recv(preceding, "probe", 8)
+
+
+# --------------------------------------------------------------------------- harness
+
+
+def _party_main(program: Callable[[PartyContext], Any], party: int, config: str, results: Any) -> None:
+    try:
+        output, stats = run_party_over_tls(program, party, config, seed=SEED)
+        results.put((party, "ok", output, stats.transcript_hash, stats.rounds))
+    except BaseException as error:
+        results.put((party, type(error).__name__, str(error), None, None))
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def _cluster(directory: Path, parties: int = PARTIES) -> Path:
+    addresses = [f"127.0.0.1:{port}" for port in _free_ports(parties)]
+    return generate_cluster(
+        directory, addresses, timeout_seconds=TIMEOUT, connect_timeout_seconds=TIMEOUT, profile="wide"
+    )
+
+
+def _run(
+    program: Callable[[PartyContext], Any], configs: list[Path], wait_for: list[int] | None = None
+) -> dict[int, tuple[str, Any, Any, Any]]:
+    """Start one process per party (``configs[i]`` for party i); collect the parties in ``wait_for``."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    processes = [
+        context.Process(target=_party_main, args=(program, party, str(config), results), daemon=True)
+        for party, config in enumerate(configs)
+    ]
+    for process in processes:
+        process.start()
+    expected = set(range(len(configs)) if wait_for is None else wait_for)
+    collected: dict[int, tuple[str, Any, Any, Any]] = {}
+    deadline = time.monotonic() + 3 * TIMEOUT + 10
+    try:
+        while not expected <= collected.keys():
+            party, kind, output, digest, rounds = results.get(timeout=max(0.1, deadline - time.monotonic()))
+            collected[party] = (kind, output, digest, rounds)
+    finally:
+        for process in processes:
+            process.join(timeout=2)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    return collected
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_key_material_and_config(tmp_path: Path) -> None:
+    """Private keys are written mode 0600; the TOML names every party's address and fingerprint."""
+    config_path = _cluster(tmp_path)
+    config = load_cluster_config(config_path)
+    assert [entry.index for entry in config.parties] == [0, 1, 2]
+    for entry in config.parties:
+        assert entry.key is not None and entry.key.exists()
+        assert stat.S_IMODE(entry.key.stat().st_mode) == 0o600
+        assert len(entry.fingerprint) == 64
+    assert stat.S_IMODE((tmp_path / "ca.key").stat().st_mode) == 0o600
+    assert config.timeout_seconds == TIMEOUT
+
+
+@pytest.mark.parametrize("program", [arithmetic_program, relu_program], ids=["mul", "relu"])
+def test_tls_run_matches_in_process(tmp_path: Path, program: Callable[[PartyContext], list[int]]) -> None:
+    """Same outputs, transcript hashes and rounds over TLS as with run_parties and the same seed."""
+    config = _cluster(tmp_path)
+    reference = run_parties(program, parties=PARTIES, profile="wide", seed=SEED)
+    collected = _run(program, [config] * PARTIES)
+    for party in range(PARTIES):
+        kind, output, digest, rounds = collected[party]
+        assert kind == "ok", output
+        assert output == reference.outputs[party]
+        assert digest == reference.stats[party].transcript_hash
+        assert rounds == reference.stats[party].rounds
+
+
+@pytest.mark.parametrize("rogue", ["other-ca", "other-identity"])
+def test_wrong_certificate_is_refused(tmp_path: Path, rogue: str) -> None:
+    """P1 with a certificate from another CA, or with P2's valid certificate, is refused before any message."""
+    config = _cluster(tmp_path / "cluster")
+    text = config.read_text(encoding="utf-8")
+    if rogue == "other-ca":
+        other = generate_cluster(tmp_path / "other", ["127.0.0.1:1"] * PARTIES)
+        text = text.replace('certificate = "p1.pem"', f'certificate = "{other.parent / "p1.pem"}"')
+        text = text.replace('key = "p1.key"', f'key = "{other.parent / "p1.key"}"')
+    else:
+        text = text.replace('certificate = "p1.pem"', 'certificate = "p2.pem"')
+        text = text.replace('key = "p1.key"', 'key = "p2.key"')
+    rogue_config = config.parent / "rogue.toml"
+    rogue_config.write_text(text, encoding="utf-8")
+    collected = _run(arithmetic_program, [config, rogue_config, config], wait_for=[0, 2])
+    for party in (0, 2):
+        kind, message, digest, _ = collected[party]
+        assert kind == "ProtocolAbort", message
+        assert "P1" in message
+        assert digest is None
+
+
+def test_disconnect_aborts_naming_the_peer(tmp_path: Path) -> None:
+    """A peer that dies mid-run makes the others raise ProtocolAbort naming it, within the timeout."""
+    config = _cluster(tmp_path)
+    start = time.monotonic()
+    collected = _run(crashing_program, [config] * PARTIES, wait_for=[0, 2])
+    assert time.monotonic() - start < TIMEOUT + 10
+    for party in (0, 2):
+        kind, message, _, _ = collected[party]
+        assert kind == "ProtocolAbort", message
+        assert "P1 disconnected" in message
+
+
+def test_wrong_length_frame(tmp_path: Path) -> None:
+    """A message of the wrong length: WireFormatError naming the peer and the step; the others abort."""
+    config = _cluster(tmp_path)
+    collected = _run(wrong_length_program, [config] * PARTIES)
+    kind, message, _, _ = collected[2]
+    assert kind == "WireFormatError", message
+    assert "P1" in message and "'probe'" in message
+    for party in (0, 1):
+        kind, message, _, _ = collected[party]
+        assert kind == "ProtocolAbort", message
+        assert "P2 failed" in message
+
+
+def test_malformed_frame(tmp_path: Path) -> None:
+    """A frame with a bad header aborts the receiver naming the sender; every party stops."""
+    config = _cluster(tmp_path)
+    collected = _run(malformed_frame_program, [config] * PARTIES)
+    kind, message, _, _ = collected[2]
+    assert kind == "ProtocolAbort", message
+    assert "malformed frame from P1" in message
+    for party in (0, 1):
+        assert collected[party][0] == "ProtocolAbort", collected[party][1]
+
+
+def test_exceptions_are_the_runtime_ones() -> None:
+    """The deployment raises the in-process runtime's exception types."""
+    assert issubclass(WireFormatError, ValueError)
+    assert issubclass(ProtocolAbort, RuntimeError)
