@@ -231,7 +231,7 @@ def encode_frame(kind: int, step: str, depth: int, payload: bytes) -> bytes:
 
 
 class FrameError(Exception):
-    """A malformed frame (turned into an abort naming the peer)."""
+    """§12.6 Deployment over TLS: a malformed frame (turned into an abort naming the peer)."""
 
 
 def _read_exact(sock: ssl.SSLSocket, count: int) -> bytes | None:
@@ -342,7 +342,7 @@ class TlsNetwork(Network):
     # ------------------------------------------------------------------ set-up
 
     def connect(self) -> None:
-        """§12.6 Connection set-up: listen, open a connection to every peer, accept one from each.
+        """§12.6 Deployment over TLS: listen, connect to every peer, accept one connection from each.
 
         Raises :class:`ProtocolAbort` if a peer is not connected within the connect timeout
         or presents a certificate other than the one pinned for it.
@@ -453,7 +453,7 @@ class TlsNetwork(Network):
     # ------------------------------------------------------------------ traffic
 
     def send_frame(self, peer: int, kind: int, step: str, depth: int, payload: bytes) -> None:
-        """§12.6 Framing: write one frame to ``peer``; a failure aborts naming the peer and step."""
+        """§12.6 Deployment over TLS: write one frame to ``peer``; a failure aborts naming peer and step."""
         frame = encode_frame(kind, step, depth, payload)
         try:
             with self.send_locks[peer]:
@@ -490,7 +490,7 @@ class TlsNetwork(Network):
                 self.abort(f"P{peer} aborted: {payload.decode('utf-8', 'replace')}")
 
     def abort(self, reason: str) -> None:
-        """§12.6 Failure semantics: abort locally and tell every peer (best effort)."""
+        """§12.6 Deployment over TLS: abort locally and tell every peer (best effort)."""
         first = not self.aborted.is_set()
         super().abort(reason)
         if first:
@@ -504,7 +504,7 @@ class TlsNetwork(Network):
                         pass
 
     def finish(self) -> None:
-        """§12.6 Failure semantics: say goodbye to every peer and wait for theirs."""
+        """§12.6 Deployment over TLS: say goodbye to every peer and wait for theirs."""
         for peer in self.peers:
             self.send_frame(peer, KIND_GOODBYE, "", 0, b"")
         deadline = time.monotonic() + self.timeout_seconds
