@@ -320,6 +320,7 @@ class TlsNetwork(Network):
         self.readers: list[threading.Thread] = []
         self._listener: socket.socket | None = None
         self._closed = False
+        self._abort_lock = threading.Lock()
         me = config.parties[party]
         if me.key is None:
             raise ValueError(f"the configuration names no private key for P{party}")
@@ -490,18 +491,24 @@ class TlsNetwork(Network):
                 self.abort(f"P{peer} aborted: {payload.decode('utf-8', 'replace')}")
 
     def abort(self, reason: str) -> None:
-        """§12.6 Deployment over TLS: abort locally and tell every peer (best effort)."""
-        first = not self.aborted.is_set()
-        super().abort(reason)
-        if first:
+        """§12.6 Deployment over TLS: tell every peer (best effort), then abort locally.
+
+        The abort frames are written before the local flag is set, so that the party's own
+        thread, woken by the flag, cannot close the sockets under them.
+        """
+        with self._abort_lock:
+            if self.aborted.is_set():
+                return
+            self.abort_reason = reason
             message = reason.encode("utf-8")[:65536]
             for peer in self.peers:
-                if peer in self.outgoing:
+                if peer in self.outgoing and not self._closed:
                     try:
                         with self.send_locks[peer]:
                             self.outgoing[peer].sendall(encode_frame(KIND_ABORT, "", 0, message))
-                    except OSError:
+                    except (OSError, ValueError):
                         pass
+            super().abort(reason)
 
     def finish(self) -> None:
         """§12.6 Deployment over TLS: say goodbye to every peer and wait for theirs."""
@@ -520,9 +527,13 @@ class TlsNetwork(Network):
     def close(self) -> None:
         """Close every socket (idempotent)."""
         self._closed = True
-        for sock in [*self.outgoing.values(), *self.incoming.values()]:
-            with contextlib.suppress(OSError):
-                sock.close()
+        with self._abort_lock:
+            for peer, sock in self.outgoing.items():
+                with self.send_locks[peer], contextlib.suppress(OSError):
+                    sock.close()
+            for sock in self.incoming.values():
+                with contextlib.suppress(OSError):
+                    sock.close()
         if self._listener is not None:
             self._listener.close()
             self._listener = None

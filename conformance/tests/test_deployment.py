@@ -191,8 +191,9 @@ def test_wrong_certificate_is_refused(tmp_path: Path, rogue: str) -> None:
     for party in (0, 2):
         kind, message, digest, _ = collected[party]
         assert kind == "ProtocolAbort", message
-        assert "P1" in message
         assert digest is None
+    # P0 connects to P1 first and meets its certificate; P2 may instead find P0 already gone.
+    assert "P1" in collected[0][1]
 
 
 def test_disconnect_aborts_naming_the_peer(tmp_path: Path) -> None:
