@@ -458,8 +458,12 @@ class TlsNetwork(Network):
         frame = encode_frame(kind, step, depth, payload)
         try:
             with self.send_locks[peer]:
+                if self.aborted.is_set():
+                    raise ProtocolAbort(f"P{self.party} aborted at step {step!r}: {self.abort_reason}")
                 self.outgoing[peer].sendall(frame)
-        except (OSError, KeyError) as error:
+        except (OSError, KeyError, ValueError) as error:
+            if self.aborted.is_set():
+                raise ProtocolAbort(f"P{self.party} aborted at step {step!r}: {self.abort_reason}") from None
             reason = f"connection to P{peer} failed sending step {step!r}: {error}"
             self.abort(reason)
             raise ProtocolAbort(f"P{self.party}: {reason}") from None
