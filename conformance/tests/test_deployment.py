@@ -108,22 +108,23 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def _cluster(directory: Path, parties: int = PARTIES) -> Path:
+def _cluster(directory: Path, parties: int = PARTIES, connect_timeout: float = TIMEOUT) -> Path:
     addresses = [f"127.0.0.1:{port}" for port in _free_ports(parties)]
     return generate_cluster(
-        directory, addresses, timeout_seconds=TIMEOUT, connect_timeout_seconds=TIMEOUT, profile="wide"
+        directory, addresses, timeout_seconds=TIMEOUT, connect_timeout_seconds=connect_timeout, profile="wide"
     )
 
 
 def _run(
-    program: Callable[[PartyContext], Any], configs: list[Path], wait_for: list[int] | None = None
+    program: Callable[[PartyContext], Any], configs: list[Path | None], wait_for: list[int] | None = None
 ) -> dict[int, tuple[str, Any, Any, Any]]:
-    """Start one process per party (``configs[i]`` for party i); collect the parties in ``wait_for``."""
+    """One process per party with ``configs[i]`` (None: not started); collect the parties in ``wait_for``."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     processes = [
         context.Process(target=_party_main, args=(program, party, str(config), results), daemon=True)
         for party, config in enumerate(configs)
+        if config is not None
     ]
     for process in processes:
         process.start()
@@ -194,6 +195,18 @@ def test_wrong_certificate_is_refused(tmp_path: Path, rogue: str) -> None:
         assert digest is None
     # P0 connects to P1 first and meets its certificate; P2 may instead find P0 already gone.
     assert "P1" in collected[0][1]
+
+
+def test_peer_that_never_connects(tmp_path: Path) -> None:
+    """P1 never starts: P0 and P2 raise ProtocolAbort naming it once the connect timeout expires."""
+    config = _cluster(tmp_path, connect_timeout=3.0)
+    start = time.monotonic()
+    collected = _run(arithmetic_program, [config, None, config], wait_for=[0, 2])
+    assert time.monotonic() - start < 3.0 + 10
+    for party in (0, 2):
+        kind, message, digest, _ = collected[party]
+        assert kind == "ProtocolAbort", message
+        assert "P1" in message and digest is None
 
 
 def test_disconnect_aborts_naming_the_peer(tmp_path: Path) -> None:
