@@ -35,6 +35,7 @@ from fast.sharing import reveal, share_input
 from refimpl.transport import PartyContext, ProtocolAbort, WireFormatError, run_parties
 
 SEED = b"deployment-test-seed"
+RUN_ID = bytes(range(16))
 PARTIES = 3
 TIMEOUT = 8.0
 
@@ -94,8 +95,8 @@ def malformed_frame_program(ctx: PartyContext) -> bytes:
 
 def _party_main(program: Callable[[PartyContext], Any], party: int, config: str, results: Any) -> None:
     try:
-        output, stats = run_party_over_tls(program, party, config, seed=SEED)
-        results.put((party, "ok", output, stats.transcript_hash, stats.rounds))
+        run = run_party_over_tls(program, party, config, seed=SEED, run_id=RUN_ID)
+        results.put((party, "ok", run.output, run.stats.transcript_hash, run.stats.rounds))
     except BaseException as error:
         results.put((party, type(error).__name__, f"{error}\n{traceback.format_exc()}", None, None))
 
@@ -151,7 +152,7 @@ def test_key_material_and_config(tmp_path: Path) -> None:
     """Private keys are written mode 0600; the TOML names every party's address and fingerprint."""
     config_path = _cluster(tmp_path)
     config = load_cluster_config(config_path)
-    assert [entry.index for entry in config.parties] == [0, 1, 2]
+    assert [entry.role for entry in config.parties] == ["P0", "P1", "P2"]
     for entry in config.parties:
         assert entry.key is not None and entry.key.exists()
         assert stat.S_IMODE(entry.key.stat().st_mode) == 0o600
