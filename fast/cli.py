@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fast import arithmetic, comparison, nonlinear, preprocessing, sharing
+from fast import arithmetic, comparison, deploy_cli, nonlinear, preprocessing, sharing
 from fast.plaintext import softmax_rows
 from fast.ring import Share, decode_fixed, encode_fixed, get_profile
 from fast.tuning import keep_freed_memory, one_blas_thread_per_party
@@ -227,7 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", type=int, default=None, help="pin inputs and keys (default: keys from the OS)"
     )
     add_train_parser(commands)
+    deploy_cli.register(commands)
     arguments = parser.parse_args(argv)
+    if hasattr(arguments, "handler"):
+        return int(arguments.handler(arguments))
     if arguments.command == "train":
         return run_train(arguments)
     return run_demo(arguments.profile, arguments.rows, arguments.inner, arguments.columns, arguments.seed)

@@ -458,7 +458,9 @@ class TlsNetwork(Network):
     (a data holder) only connects out: it can send to servers, and nobody can send to it.
     """
 
-    def __init__(self, party: int, config: ClusterConfig, binding: RunBinding) -> None:
+    def __init__(
+        self, party: int, config: ClusterConfig, binding: RunBinding, announcement: object = None
+    ) -> None:
         roles = binding.roles or tuple(entry.role for entry in config.parties)
         binding = RunBinding(binding.run_id, binding.profile, binding.job, binding.job_parameters, roles)
         super().__init__(len(roles), config.timeout_seconds)
@@ -495,6 +497,8 @@ class TlsNetwork(Network):
         self.client_context.check_hostname = False
         self.fingerprints = {entry.fingerprint: index for index, entry in enumerate(self.entries)}
         self.hello = binding.hello(party, config)
+        self.hello["announcement"] = announcement
+        self.announcements: dict[int, object] = {}
         self.barrier = threading.Barrier(1)
 
     def name(self, party: int) -> str:
@@ -513,6 +517,17 @@ class TlsNetwork(Network):
 
     def _expected_hello(self, peer: int) -> dict[str, object]:
         return {**self.hello, "party": peer, "role": self.entries[peer].role}
+
+    def _check_hello(self, peer: int, payload: bytes) -> str | None:
+        """None and the peer's announcement noted if its hello agrees with ours, else what differs."""
+        try:
+            hello = _decode_hello(payload)
+        except FrameError as error:
+            return str(error)
+        mismatch = hello_mismatch(hello, self._expected_hello(peer))
+        if mismatch is None:
+            self.announcements[peer] = hello.get("announcement")
+        return mismatch
 
     # ------------------------------------------------------------------ set-up
 
@@ -615,12 +630,7 @@ class TlsNetwork(Network):
                 raise ProtocolAbort(
                     f"P{self.party}: {where} refused this party: {payload.decode('utf-8', 'replace')}"
                 )
-            mismatch = "it sent no hello" if kind != KIND_HELLO else None
-            if mismatch is None:
-                try:
-                    mismatch = hello_mismatch(_decode_hello(payload), self._expected_hello(peer))
-                except FrameError as error:
-                    mismatch = str(error)
+            mismatch = "it sent no hello" if kind != KIND_HELLO else self._check_hello(peer, payload)
             if mismatch is not None:
                 tls.close()
                 raise ProtocolAbort(f"P{self.party}: refused {where}: {mismatch}")
@@ -673,10 +683,7 @@ class TlsNetwork(Network):
                 tls.close()
                 self.refusals.append(f"{self.name(peer)} at {address[0]} sent no hello")
                 continue
-            try:
-                mismatch = hello_mismatch(_decode_hello(frame[3]), self._expected_hello(peer))
-            except FrameError as error:
-                mismatch = str(error)
+            mismatch = self._check_hello(peer, frame[3])
             if mismatch is not None:
                 reason = f"P{self.party} refused {self.name(peer)}: {mismatch}"
                 with contextlib.suppress(OSError):
@@ -829,12 +836,14 @@ def run_party_over_tls(
     job_parameters: str = "",
     roles: Sequence[str] = (),
     farewell: Callable[[Result], bytes] | None = None,
+    announcement: object = None,
 ) -> PartyRun[Result]:
     """§12.6 Deployment over TLS: run ``program`` as party ``party`` in this process.
 
     Connects to every peer and exchanges hellos binding ``run_id``, the profile, the
     configuration, ``job``, ``job_parameters`` and ``roles`` (party number -> cluster role;
-    default every role of the configuration in order); then runs §3 key setup with ``seed``
+    default every role of the configuration in order), with ``announcement`` (public JSON
+    data, e.g. input shapes) in this party's hello; then runs §3 key setup with ``seed``
     and ``program(ctx)``, says goodbye (carrying ``farewell(output)``) and returns a
     :class:`PartyRun`. Any error aborts every peer and is re-raised here.
     """
@@ -844,7 +853,7 @@ def run_party_over_tls(
     chosen = profile if profile is not None else chosen_config.profile
     chosen_profile = get_profile(chosen) if isinstance(chosen, str) else chosen
     binding = RunBinding(run_id, chosen_profile.name, job, job_parameters, tuple(roles))
-    network = TlsNetwork(party, chosen_config, binding)
+    network = TlsNetwork(party, chosen_config, binding, announcement)
     network.connect()
     ctx = PartyContext(party, network, chosen_profile, keep_transcript)
     try:
