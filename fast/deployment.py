@@ -685,10 +685,16 @@ class TlsNetwork(Network):
                 continue
             mismatch = self._check_hello(peer, frame[3])
             if mismatch is not None:
+                identity = mismatch.startswith(("its party ", "its role "))
+                if identity:
+                    mismatch = f"it presented {self.name(peer)}'s certificate but {mismatch}"
                 reason = f"P{self.party} refused {self.name(peer)}: {mismatch}"
                 with contextlib.suppress(OSError):
                     tls.sendall(encode_frame(KIND_ABORT, "", 0, reason.encode("utf-8")))
                 tls.close()
+                if identity:  # not this run's peer: refuse it and keep accepting, as for a wrong certificate
+                    self.refusals.append(f"a peer at {address[0]}:{address[1]}: {mismatch}")
+                    continue
                 raise ProtocolAbort(reason)
             try:
                 tls.sendall(encode_frame(KIND_HELLO, "hello", 0, canonical_json(self.hello)))

@@ -26,6 +26,7 @@ from fast.deployment import (
     TlsNetwork,
     encode_frame,
     generate_cluster,
+    hello_mismatch,
     load_cluster_config,
     run_party_over_tls,
 )
@@ -90,12 +91,35 @@ def malformed_frame_program(ctx: PartyContext) -> bytes:
     return ctx.recv(preceding, "probe", 8)
 
 
+def wrong_label_program(ctx: PartyContext) -> bytes:
+    """Each party sends 8 bytes to the next at step 'probe'; P1 labels its message 'other'."""
+    following, preceding = (ctx.party + 1) % 3, (ctx.party - 1) % 3
+    ctx.send(following, "other" if ctx.party == 1 else "probe", bytes(8))
+    return ctx.recv(preceding, "probe", 8)
+
+
+def wrong_kind_program(ctx: PartyContext) -> bytes:
+    """P1 writes a well-formed frame of an unknown kind (7), or a hello after set-up, to P2."""
+    network = ctx.network
+    assert isinstance(network, TlsNetwork)
+    following, preceding = (ctx.party + 1) % 3, (ctx.party - 1) % 3
+    if ctx.party == 1:
+        kind = int(os.environ.get("MPBADNET_TEST_KIND", "7"))
+        frame = encode_frame(KIND_DATA, "probe", 1, bytes(8))
+        network.outgoing[following].sendall(frame[:5] + bytes([kind]) + frame[6:])
+    else:
+        ctx.send(following, "probe", bytes(8))
+    return ctx.recv(preceding, "probe", 8)
+
+
 # --------------------------------------------------------------------------- harness
 
 
-def _party_main(program: Callable[[PartyContext], Any], party: int, config: str, results: Any) -> None:
+def _party_main(
+    program: Callable[[PartyContext], Any], party: int, config: str, results: Any, options: dict[str, Any]
+) -> None:
     try:
-        run = run_party_over_tls(program, party, config, seed=SEED, run_id=RUN_ID)
+        run = run_party_over_tls(program, party, config, **{"seed": SEED, "run_id": RUN_ID, **options})
         results.put((party, "ok", run.output, run.stats.transcript_hash, run.stats.rounds))
     except BaseException as error:
         results.put((party, type(error).__name__, f"{error}\n{traceback.format_exc()}", None, None))
@@ -117,13 +141,24 @@ def _cluster(directory: Path, parties: int = PARTIES, connect_timeout: float = T
 
 
 def _run(
-    program: Callable[[PartyContext], Any], configs: list[Path | None], wait_for: list[int] | None = None
+    program: Callable[[PartyContext], Any],
+    configs: list[Path | None],
+    wait_for: list[int] | None = None,
+    options: dict[int, dict[str, Any]] | None = None,
 ) -> dict[int, tuple[str, Any, Any, Any]]:
-    """One process per party with ``configs[i]`` (None: not started); collect the parties in ``wait_for``."""
+    """One process per party with ``configs[i]`` (None: not started); collect the parties in ``wait_for``.
+
+    ``options[i]`` overrides keyword arguments of :func:`run_party_over_tls` at party i.
+    """
+    options = options or {}
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     processes = [
-        context.Process(target=_party_main, args=(program, party, str(config), results), daemon=True)
+        context.Process(
+            target=_party_main,
+            args=(program, party, str(config), results, options.get(party, {})),
+            daemon=True,
+        )
         for party, config in enumerate(configs)
         if config is not None
     ]
@@ -178,7 +213,7 @@ def test_tls_run_matches_in_process(tmp_path: Path, program: Callable[[PartyCont
 @pytest.mark.parametrize("rogue", ["other-ca", "other-identity"])
 def test_wrong_certificate_is_refused(tmp_path: Path, rogue: str) -> None:
     """P1 with another CA's certificate, or with P2's valid one, is refused before any message."""
-    config = _cluster(tmp_path / "cluster")
+    config = _cluster(tmp_path / "cluster", connect_timeout=4.0)
     text = config.read_text(encoding="utf-8")
     if rogue == "other-ca":
         other = generate_cluster(tmp_path / "other", ["127.0.0.1:1"] * PARTIES)
@@ -244,6 +279,57 @@ def test_malformed_frame(tmp_path: Path) -> None:
     assert "malformed frame from P1" in message
     assert collected[0][0] == "ProtocolAbort", collected[0][1]
     assert "malformed frame from P1" in collected[0][1]
+
+
+def test_wrong_step_label(tmp_path: Path) -> None:
+    """A message of the wrong step: WireFormatError naming the peer and both labels; the others abort."""
+    config = _cluster(tmp_path)
+    collected = _run(wrong_label_program, [config] * PARTIES)
+    kind, message, _, _ = collected[2]
+    assert kind == "WireFormatError", message
+    assert "from P1" in message and "'probe'" in message and "'other'" in message
+    for party in (0, 1):
+        assert collected[party][0] == "ProtocolAbort", collected[party][1]
+        assert "P2 failed" in collected[party][1]
+
+
+@pytest.mark.parametrize("frame_kind", [7, 3], ids=["unknown-kind", "hello-after-set-up"])
+def test_wrong_frame_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, frame_kind: int) -> None:
+    """A frame of an unknown kind, or a hello once the run started, aborts naming the sender and the step."""
+    monkeypatch.setenv("MPBADNET_TEST_KIND", str(frame_kind))
+    config = _cluster(tmp_path)
+    collected = _run(wrong_kind_program, [config] * PARTIES)
+    kind, message, _, _ = collected[2]
+    assert kind == "ProtocolAbort", message
+    assert "malformed frame from P1 after step 'key-setup'" in message
+    assert collected[0][0] == "ProtocolAbort", collected[0][1]
+    assert "malformed frame from P1" in collected[0][1]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("run_id", bytes(16)), ("profile", "paper"), ("job", "detect"), ("job_parameters", "00" * 32)],
+)
+def test_wrong_run_is_refused_before_any_message(tmp_path: Path, field: str, value: Any) -> None:
+    """P1 bound to another run, profile, job or job parameters is refused at the hello, naming the field."""
+    config = _cluster(tmp_path, connect_timeout=4.0)
+    collected = _run(arithmetic_program, [config] * PARTIES, options={1: {field: value}})
+    for party in range(PARTIES):
+        kind, message, digest, _ = collected[party]
+        assert kind == "ProtocolAbort", message
+        assert digest is None
+    # P0 and P2 each meet P1 (P0 accepts P1's connection or P1 answers P0's; likewise P2).
+    refusals = [collected[party][1].splitlines()[0] for party in range(PARTIES)]
+    assert any(f"its {field} is" in refusal for refusal in refusals), refusals
+    assert any("P1" in refusal for refusal in (refusals[0], refusals[2])), refusals
+
+
+def test_hello_mismatch_names_the_first_field() -> None:
+    """The hello comparison reports the first differing field, in a fixed order."""
+    ours = {"version": 1, "job": "train", "run_id": "aa", "profile": "wide", "config": "c", "party": 1}
+    assert hello_mismatch(dict(ours), dict(ours)) is None
+    theirs = {**ours, "profile": "paper", "config": "d"}
+    assert hello_mismatch(theirs, ours) == "its profile is 'paper', expected 'wide'"
 
 
 def test_exceptions_are_the_runtime_ones() -> None:
