@@ -236,7 +236,11 @@ def test_server_killed_mid_training(tmp_path: Path) -> None:
     assert statuses == {"P0": 1, "P2": 1}
     for role in ("P0", "P2"):
         error = parties[role].error
-        assert "P1 disconnected after step '" in error or "connection to P1 failed sending step '" in error, (
-            error
+        # EOF, a reset (P1 died with unread data) or a failed send: each names P1 and the step.
+        named = (
+            "P1 disconnected after step '",
+            "connection from P1 failed after step '",
+            "connection to P1 failed sending step '",
         )
+        assert any(text in error for text in named), error
         assert not list(parties[role].output.glob("*")), list(parties[role].output.glob("*"))
