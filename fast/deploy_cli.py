@@ -165,7 +165,7 @@ def _plan_train(job: Any, party: int, run_id: bytes) -> PartyPlan[Any]:
 
         def finish_holder(run: PartyRun[Any]) -> str:
             records = sum(images.shape[0] for images, _ in sets)
-            return f"shared {records} records with P0, P1 and P2"
+            return f"sent the shares of {records} records to P0, P1 and P2 (the servers report the run)"
 
         program = training_program(job, run_id, lambda index: sets, lambda ctx: [])
         return PartyPlan(program, [list(shape) for shape in set_shapes(sets)], None, finish_holder)

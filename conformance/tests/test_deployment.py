@@ -309,6 +309,7 @@ def test_wrong_frame_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, frame
 @pytest.mark.parametrize(
     "field, value",
     [("run_id", bytes(16)), ("profile", "paper"), ("job", "detect"), ("job_parameters", "00" * 32)],
+    ids=["run_id", "profile", "job", "job_parameters"],
 )
 def test_wrong_run_is_refused_before_any_message(tmp_path: Path, field: str, value: Any) -> None:
     """P1 bound to another run, profile, job or job parameters is refused at the hello, naming the field."""

@@ -189,7 +189,7 @@ def test_deployed_training_matches_in_process(tmp_path: Path) -> None:
     for index, role in enumerate(SERVERS):
         mine = (parties[role].output / f"model-P{index}.mpshares").read_bytes()
         assert mine == (tmp_path / "in-process" / f"model-P{index}.mpshares").read_bytes()
-    assert "shared 128 records" in parties["H1"].stdout.read_text(encoding="utf-8")
+    assert "sent the shares of 128 records" in parties["H1"].stdout.read_text(encoding="utf-8")
 
 
 @needs_mnist
@@ -244,3 +244,26 @@ def test_server_killed_mid_training(tmp_path: Path) -> None:
         )
         assert any(text in error for text in named), error
         assert not list(parties[role].output.glob("*")), list(parties[role].output.glob("*"))
+
+
+@needs_mnist
+def test_data_holder_that_never_connects(tmp_path: Path) -> None:
+    """H2 never starts: the servers stop after the connect timeout naming it and write nothing.
+
+    H1 and EVAL have handed their shares to the servers' connections and exit normally: a data
+    holder only sends, and the servers' outputs say whether the run completed (§12.6).
+    """
+    config = _keygen(tmp_path / "cluster", connect_timeout=4.0)
+    start = time.monotonic()
+    parties = _start(tmp_path, config, ("P0", "P1", "P2", "H1", "EVAL"), JOB)
+    try:
+        statuses = {role: party.wait(40) for role, party in parties.items()}
+    finally:
+        _stop(parties)
+    assert time.monotonic() - start < 30
+    for role in SERVERS:
+        assert statuses[role] == 1
+        assert "no authenticated connection from P4 (H2) within 4.0 s" in parties[role].error, parties[
+            role
+        ].error
+        assert not list(parties[role].output.glob("*"))
