@@ -32,7 +32,8 @@ from fast.deployment import (
 )
 from fast.preprocessing import generate_comparison_pool
 from fast.ring import dtype_of
-from fast.sharing import reveal, share_input
+from fast.sharing import deal_input, receive_input, receive_revealed, reveal, reveal_to, share_input
+from fast.transport import recv_elements
 from refimpl.transport import PartyContext, ProtocolAbort, WireFormatError, run_parties
 
 SEED = b"deployment-test-seed"
@@ -110,6 +111,26 @@ def wrong_kind_program(ctx: PartyContext) -> bytes:
     else:
         ctx.send(following, "probe", bytes(8))
     return ctx.recv(preceding, "probe", 8)
+
+
+def wrong_element_program(ctx: PartyContext) -> list[int]:
+    """P1 sends P2 the byte 67, which is no element of Z_p, where P2 expects one element of Z_p."""
+    following, preceding = (ctx.party + 1) % 3, (ctx.party - 1) % 3
+    ctx.send(following, "probe", bytes([67 if ctx.party == 1 else 5]))
+    return [int(value) for value in recv_elements(ctx, preceding, "probe", ctx.profile.field, 1)]
+
+
+def secondary_server_program(ctx: PartyContext) -> list[int] | None:
+    """Detection's numbering: H1 (party 4) deals to P0-P2, who square and reveal to P3 (party 3)."""
+    ring, shape = ctx.ring, (4,)
+    if ctx.party == 4:
+        deal_input(ctx, ring, np.array([3, 5, 7, 11], dtype=dtype_of(ring)), shape)
+        return None
+    if ctx.party == 3:
+        return [int(value) for value in receive_revealed(ctx, ring, shape)]
+    x = receive_input(ctx, ring, 4, shape)
+    reveal_to(ctx, mul(ctx, x, x), 3)
+    return None
 
 
 # --------------------------------------------------------------------------- harness
@@ -325,12 +346,42 @@ def test_wrong_run_is_refused_before_any_message(tmp_path: Path, field: str, val
     assert any("P1" in refusal for refusal in (refusals[0], refusals[2])), refusals
 
 
+def test_element_outside_the_ring(tmp_path: Path) -> None:
+    """A well-framed message of the right length whose byte is no Z_p element: WireFormatError, all stop."""
+    config = _cluster(tmp_path)
+    collected = _run(wrong_element_program, [config] * PARTIES)
+    kind, message, _, _ = collected[2]
+    assert kind == "WireFormatError", message
+    assert "element 67 is outside Zp" in message
+    for party in (0, 1):
+        assert collected[party][0] == "ProtocolAbort", collected[party][1]
+        assert "P2 failed: element 67 is outside Zp" in collected[party][1]
+
+
 def test_hello_mismatch_names_the_first_field() -> None:
     """The hello comparison reports the first differing field, in a fixed order."""
     ours = {"version": 1, "job": "train", "run_id": "aa", "profile": "wide", "config": "c", "party": 1}
     assert hello_mismatch(dict(ours), dict(ours)) is None
     theirs = {**ours, "profile": "paper", "config": "d"}
     assert hello_mismatch(theirs, ours) == "its profile is 'paper', expected 'wide'"
+
+
+def test_secondary_server_and_data_holder(tmp_path: Path) -> None:
+    """Four servers and a data holder that only connects out, numbered as detection will number them."""
+    addresses = [f"127.0.0.1:{port}" for port in _free_ports(4)]
+    config = generate_cluster(
+        tmp_path, addresses, holders=["H1"], timeout_seconds=TIMEOUT, connect_timeout_seconds=TIMEOUT
+    )
+    assert [entry.listens for entry in load_cluster_config(config).parties] == [True] * 4 + [False]
+    reference = run_parties(secondary_server_program, parties=5, profile="wide", seed=SEED)
+    collected = _run(secondary_server_program, [config] * 5)
+    for party in range(5):
+        kind, output, digest, rounds = collected[party]
+        assert kind == "ok", output
+        assert output == reference.outputs[party]
+        assert digest == reference.stats[party].transcript_hash
+        assert rounds == reference.stats[party].rounds
+    assert collected[3][1] == [9, 25, 49, 121]
 
 
 def test_exceptions_are_the_runtime_ones() -> None:
