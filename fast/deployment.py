@@ -347,7 +347,9 @@ def _read_exact(sock: ssl.SSLSocket, count: int) -> bytes | None:
     return bytes(chunks)
 
 
-def read_frame(sock: ssl.SSLSocket) -> tuple[int, str, int, bytes] | None:
+def read_frame(
+    sock: ssl.SSLSocket, max_payload: int = MAX_PAYLOAD_BYTES
+) -> tuple[int, str, int, bytes] | None:
     """§12.6 Deployment over TLS: the next frame (kind, step, depth, payload); None at end of stream."""
     header = _read_exact(sock, HEADER.size)
     if header is None:
@@ -369,8 +371,8 @@ def read_frame(sock: ssl.SSLSocket) -> tuple[int, str, int, bytes] | None:
     except UnicodeDecodeError:
         raise FrameError("step label is not ASCII") from None
     depth, length = TRAILER.unpack(rest[label_length:])
-    if length > MAX_PAYLOAD_BYTES:
-        raise FrameError(f"payload length {length} exceeds {MAX_PAYLOAD_BYTES}")
+    if length > max_payload:
+        raise FrameError(f"payload length {length} exceeds {max_payload}")
     payload = _read_exact(sock, length) if length else b""
     if payload is None:
         raise FrameError("connection closed inside a frame")
@@ -611,7 +613,7 @@ class TlsNetwork(Network):
             try:
                 tls.settimeout(max(0.05, deadline - time.monotonic()))
                 tls.sendall(encode_frame(KIND_HELLO, "hello", 0, canonical_json(self.hello)))
-                reply = read_frame(tls)
+                reply = read_frame(tls, MAX_HELLO_BYTES)
             except (OSError, FrameError) as error:
                 tls.close()
                 raise ProtocolAbort(
@@ -674,12 +676,12 @@ class TlsNetwork(Network):
                 self.refusals.append(f"{where} presented a certificate not pinned for any expected party")
                 continue
             try:
-                frame = read_frame(tls)
+                frame = read_frame(tls, MAX_HELLO_BYTES)
             except (OSError, FrameError) as error:
                 tls.close()
                 self.refusals.append(f"{self.name(peer)} at {address[0]} failed before its hello: {error}")
                 continue
-            if frame is None or frame[0] != KIND_HELLO or len(frame[3]) > MAX_HELLO_BYTES:
+            if frame is None or frame[0] != KIND_HELLO:
                 tls.close()
                 self.refusals.append(f"{self.name(peer)} at {address[0]} sent no hello")
                 continue
