@@ -319,6 +319,19 @@ def generate_cluster(
     return config
 
 
+def check_private_key(path: Path) -> None:
+    """§12.6 Deployment over TLS: a private key file must exist and be readable by its owner only."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        raise ValueError(f"cannot read the private key {path}: {error}") from None
+    if mode & 0o077:
+        raise ValueError(
+            f"the private key {path} is accessible to other users (mode {mode & 0o777:o}); "
+            f"run `chmod 600 {path}`"
+        )
+
+
 # --------------------------------------------------------------------------- framing
 
 
@@ -493,6 +506,7 @@ class TlsNetwork(Network):
         self._abort_lock = threading.Lock()
         if me.key is None:
             raise ValueError(f"the configuration names no private key for {me.role}")
+        check_private_key(me.key)
         self.server_context = self._context(ssl.PROTOCOL_TLS_SERVER, me)
         self.server_context.num_tickets = 0
         self.client_context = self._context(ssl.PROTOCOL_TLS_CLIENT, me)

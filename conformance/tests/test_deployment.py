@@ -23,6 +23,7 @@ from fast.arithmetic import mul
 from fast.comparison import relu
 from fast.deployment import (
     KIND_DATA,
+    RunBinding,
     TlsNetwork,
     encode_frame,
     generate_cluster,
@@ -215,6 +216,16 @@ def test_key_material_and_config(tmp_path: Path) -> None:
         assert len(entry.fingerprint) == 64
     assert stat.S_IMODE((tmp_path / "ca.key").stat().st_mode) == 0o600
     assert config.timeout_seconds == TIMEOUT
+
+
+def test_private_key_must_be_private(tmp_path: Path) -> None:
+    """A key file others can read is refused before anything is opened, with the chmod to fix it."""
+    config = load_cluster_config(_cluster(tmp_path))
+    key = config.parties[0].key
+    assert key is not None
+    key.chmod(0o644)
+    with pytest.raises(ValueError, match=r"accessible to other users .*chmod 600"):
+        TlsNetwork(0, config, RunBinding(RUN_ID, "wide"))
 
 
 @pytest.mark.parametrize("program", [arithmetic_program, relu_program], ids=["mul", "relu"])
