@@ -84,3 +84,12 @@ def bench(session: nox.Session) -> None:
         *session.posargs,
         env={**environment(), "OPENBLAS_NUM_THREADS": "1"},
     )
+    # train_iteration in one process next to three processes over loopback TLS (spec 12.6)
+    quick = [argument for argument in session.posargs if argument == "--quick"]
+    session.run(
+        "python",
+        "-m",
+        "conformance.bench_deployment",
+        *quick,
+        env={**environment(), "OPENBLAS_NUM_THREADS": "1"},
+    )

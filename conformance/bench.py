@@ -271,12 +271,18 @@ def _as_array(values: list[int], profile: Profile, shape: tuple[int, ...]) -> An
     return np.array(values, dtype=fast.ring.dtype_of(profile.ring)).reshape(shape)
 
 
-def measure(impl: str, profile_name: str, case: BenchCase, repetitions: int) -> Benchmark:
-    """Run ``case`` ``repetitions`` times (offline, then online); report medians and one run's traffic."""
+Samples = list[tuple[float, int, int, float, int, int]]
+"""Per repetition: online seconds, bytes and starting clock, then the same for the offline phase."""
+
+
+def timed_program(
+    impl: str, profile_name: str, case: BenchCase, repetitions: int
+) -> Callable[[PartyContext], Samples]:
+    """The SPMD program that :func:`measure` runs: operands, then offline and online phases timed."""
     profile = get_profile(profile_name)
     modules = IMPLEMENTATIONS[impl]
 
-    def program(ctx: PartyContext) -> list[tuple[float, int, int, float, int, int]]:
+    def program(ctx: PartyContext) -> Samples:
         server = ctx.is_computing_party
         x = _operand(modules, ctx, profile, case.left_shape, 1) if server else None
         y = _operand(modules, ctx, profile, case.right_shape, 2) if server else None
@@ -298,8 +304,20 @@ def measure(impl: str, profile_name: str, case: BenchCase, repetitions: int) -> 
         ctx.barrier()
         return samples
 
-    result = run_parties(program, parties=case.parties, profile=profile, seed=b"benchmark")
-    per_party = result.outputs
+    return program
+
+
+def measure(impl: str, profile_name: str, case: BenchCase, repetitions: int) -> Benchmark:
+    """Run ``case`` ``repetitions`` times (offline, then online); report medians and one run's traffic."""
+    program = timed_program(impl, profile_name, case, repetitions)
+    result = run_parties(program, parties=case.parties, profile=get_profile(profile_name), seed=b"benchmark")
+    return summarise(impl, profile_name, case, repetitions, result.outputs, result.rounds)
+
+
+def summarise(
+    impl: str, profile_name: str, case: BenchCase, repetitions: int, per_party: list[Samples], rounds: int
+) -> Benchmark:
+    """A :class:`Benchmark` row from every party's samples and the run's rounds."""
     last = [samples[-1] for samples in per_party]
     online_start = max(sample[2] for sample in last)
     offline_start = max(sample[5] for sample in last)
@@ -311,7 +329,7 @@ def measure(impl: str, profile_name: str, case: BenchCase, repetitions: int) -> 
         online_seconds=statistics.median(sample[0] for sample in per_party[0]),
         offline_seconds=statistics.median(sample[3] for sample in per_party[0]),
         bytes_sent_per_party=[sample[1] for sample in last],
-        rounds=result.rounds - online_start,
+        rounds=rounds - online_start,
         offline_bytes_sent_per_party=[sample[4] for sample in last],
         offline_rounds=online_start - offline_start,
         repetitions=repetitions,

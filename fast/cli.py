@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fast import arithmetic, comparison, nonlinear, preprocessing, sharing
+from fast import arithmetic, comparison, deploy_cli, nonlinear, preprocessing, sharing
 from fast.plaintext import softmax_rows
 from fast.ring import Share, decode_fixed, encode_fixed, get_profile
 from fast.tuning import keep_freed_memory, one_blas_thread_per_party
@@ -229,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     add_train_parser(commands)
     add_detect_parser(commands)
     add_table1_parser(commands)
+    deploy_cli.register(commands)
     arguments = parser.parse_args(argv)
+    if hasattr(arguments, "handler"):
+        return int(arguments.handler(arguments))
     if arguments.command == "train":
         return run_train(arguments)
     if arguments.command == "detect":

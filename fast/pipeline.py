@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -267,35 +268,113 @@ def server(
     return report
 
 
+def training_roles(job: TrainJob) -> tuple[str, ...]:
+    """The cluster role of each party number: P0-P2, the data holders H1..Hn, the evaluator EVAL."""
+    return (
+        *(f"P{index}" for index in range(COMPUTING_PARTIES)),
+        *(f"H{index + 1}" for index in range(job.holders)),
+        "EVAL",
+    )
+
+
+def holder_sets(job: TrainJob, data: MnistData, index: int) -> list[tuple[Images, Labels]]:
+    """What data-holding party ``index`` (0 .. holders - 1, then the evaluator) shares."""
+    if index < job.holders:
+        return [holder_datasets(job, data)[index]]
+    return evaluation_sets(job, data)
+
+
+def set_shapes(sets: list[tuple[Images, Labels]]) -> list[tuple[int, int]]:
+    """The public (records, features) shape of each set a data-holding party shares."""
+    return [(int(images.shape[0]), int(images.shape[1])) for images, _ in sets]
+
+
+def training_program(
+    job: TrainJob,
+    run_id: bytes,
+    sets_of: Callable[[int], list[tuple[Images, Labels]]],
+    shapes_of: Callable[[PartyContext], list[list[tuple[int, int]]]],
+) -> Callable[[PartyContext], ServerReport | None]:
+    """The SPMD program of the training job, for the in-process runtime and for deployment alike.
+
+    ``sets_of(index)`` gives data-holding party ``index``'s sets (only data holders call it);
+    ``shapes_of(ctx)`` gives a server every data-holding party's public set shapes.
+    """
+    classes = job.architecture.classes
+
+    def program(ctx: PartyContext) -> ServerReport | None:
+        if ctx.party < COMPUTING_PARTIES:
+            return server(ctx, job, shapes_of(ctx), run_id)
+        deal_records(ctx, job.profile, sets_of(ctx.party - FIRST_HOLDER), classes)
+        return None
+
+    return program
+
+
+def training_run_id(job: TrainJob) -> bytes:
+    """16 bytes from the OS, or derived from ``job.seed`` when the keys are pinned (§9.8)."""
+    return os.urandom(16) if job.seed is None else training.public_key(job.seed, "run")[:16]
+
+
 def run_training(job: TrainJob) -> dict[str, Any]:
     """Run the whole job in one process (parties as threads) and return the JSON summary."""
     keep_freed_memory()
     data = load_mnist(job.mnist_directory)
-    holders = holder_datasets(job, data)
-    evaluation = evaluation_sets(job, data)
-    classes = job.architecture.classes
-    shapes = [[images.shape] for images, _ in holders] + [[images.shape for images, _ in evaluation]]
-    run_id = os.urandom(16) if job.seed is None else training.public_key(job.seed, "run")[:16]
+    sets = [[part] for part in holder_datasets(job, data)] + [evaluation_sets(job, data)]
+    shapes = [set_shapes(each) for each in sets]
+    run_id = training_run_id(job)
     os.makedirs(job.output, exist_ok=True)
     started = time.perf_counter()
-
-    def program(ctx: PartyContext) -> ServerReport | None:
-        if ctx.party < COMPUTING_PARTIES:
-            return server(ctx, job, shapes, run_id)
-        index = ctx.party - FIRST_HOLDER
-        sets = [holders[index]] if index < len(holders) else evaluation
-        deal_records(ctx, job.profile, sets, classes)
-        return None
-
     result = run_parties(
-        program,
-        parties=FIRST_HOLDER + len(holders) + 1,
+        training_program(job, run_id, lambda index: sets[index], lambda ctx: shapes),
+        parties=len(training_roles(job)),
         profile=job.profile,
         seed=job.seed,
         timeout_seconds=3600,
     )
     reports = [report for report in result.outputs[:COMPUTING_PARTIES] if report is not None]
     return summary(job, reports, time.perf_counter() - started, run_id)
+
+
+def public_parameters(job: TrainJob) -> dict[str, Any]:
+    """The job's parameters every party must agree on (not local paths, keys or verbosity)."""
+    return {
+        "profile": job.profile.name,
+        "architecture": list(job.architecture.layers),
+        "config": {
+            key: value.hex() if isinstance(value, bytes) else value
+            for key, value in asdict(job.config).items()
+        },
+        "poison": asdict(job.poison),
+        "poisoned": job.poisoned,
+        "holders": job.holders,
+        "train_records": job.train_records,
+        "test_records": job.test_records,
+    }
+
+
+def report_to_json(report: ServerReport | None) -> bytes:
+    """A server's report as JSON (a deployed server sends it to P0 in its goodbye)."""
+    return b"" if report is None else json.dumps(asdict(report), sort_keys=True).encode("utf-8")
+
+
+def report_from_json(data: bytes) -> ServerReport:
+    """The inverse of :func:`report_to_json`; ValueError if the fields do not fit."""
+    try:
+        fields = json.loads(data.decode("utf-8"))
+        return ServerReport(
+            party=int(fields["party"]),
+            offline=PhaseTotals(**fields["offline"]),
+            online=PhaseTotals(**fields["online"]),
+            evaluation=PhaseTotals(**fields["evaluation"]),
+            iterations=int(fields["iterations"]),
+            max_online_rounds=int(fields["max_online_rounds"]),
+            accuracy=float(fields["accuracy"]),
+            attack_success=None if fields["attack_success"] is None else float(fields["attack_success"]),
+            model_file=str(fields["model_file"]),
+        )
+    except (UnicodeDecodeError, TypeError, ValueError, KeyError, AttributeError) as error:
+        raise ValueError(f"a server report that does not parse: {error}") from None
 
 
 def summary(job: TrainJob, reports: list[ServerReport], seconds: float, run_id: bytes) -> dict[str, Any]:
