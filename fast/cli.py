@@ -295,12 +295,13 @@ def run_train(arguments: Any) -> int:
     return 0
 
 
-def _detection_options(command: Any, output: str) -> None:
-    """The options ``mpbadnet detect`` and ``mpbadnet table1`` share (defaults: spec 11.3)."""
+def detection_options(command: Any, output: str, model_argument: bool = True) -> None:
+    """The options ``mpbadnet detect``, ``mpbadnet table1`` and the deployed detect job share (spec 11.3)."""
     from fast.detection import DetectionSettings
 
     defaults = DetectionSettings()
-    command.add_argument("model", help="folder with model-P0/1/2.mpshares (or, with --plaintext, a .npz)")
+    if model_argument:
+        command.add_argument("model", help="folder with model-P0/1/2.mpshares (or, with --plaintext, a .npz)")
     command.add_argument("--labels", default=None, help="comma-separated candidate labels (default: all)")
     command.add_argument("--images", type=int, default=None, help="use the first N test images (default all)")
     command.add_argument("--batches-per-step", type=int, default=defaults.batches_per_step)
@@ -322,7 +323,7 @@ def add_detect_parser(commands: Any) -> None:
     detect = commands.add_parser(
         "detect", help="Neural Cleanse on the secret model: reverse triggers per label, flag outliers"
     )
-    _detection_options(detect, "mpbadnet-detection")
+    detection_options(detect, "mpbadnet-detection")
     detect.add_argument(
         "--plaintext",
         action="store_true",
@@ -335,7 +336,7 @@ def add_table1_parser(commands: Any) -> None:
     table1 = commands.add_parser(
         "table1", help="detection for patience 5, 7 and learning rates 0.1, 0.01, 0.001, plaintext and secure"
     )
-    _detection_options(table1, "mpbadnet-table1")
+    detection_options(table1, "mpbadnet-table1")
     table1.add_argument("--modes", default="plaintext,secure", help="comma-separated: plaintext, secure")
 
 

@@ -204,8 +204,141 @@ def _train_job() -> DeployedJob:
     )
 
 
-JOBS: dict[str, Callable[[], DeployedJob]] = {"train": _train_job}
-"""Deployed jobs by subcommand name; detection adds ``"detect"`` here."""
+# --------------------------------------------------------------------------- the detection job
+
+DETECTION_ROLES = ("P0", "P1", "P2", "P3", "EVAL")
+"""§11.8: the servers, the secondary server P3 and the image holder (the evaluator data holder)."""
+
+
+@dataclass(frozen=True)
+class DeployedDetection:
+    """A detection job as every party of a deployment sees it: no party reads another's files."""
+
+    job: Any
+    profile: Profile
+    architecture: Architecture
+    model_run_id: bytes | None
+
+
+def _add_detect(subparsers: Any) -> None:
+    from fast.cli import detection_options
+
+    detect = subparsers.add_parser("detect", help="one party of `mpbadnet detect` (spec 11.8)")
+    detection_options(detect, "mpbadnet-detection", model_argument=False)
+    detect.add_argument(
+        "--model-dir", default=None, help="servers: the folder with this server's model shares"
+    )
+    detect.add_argument("--layers", default="784,128,128,10", help="the model's layer widths")
+    detect.add_argument("--profile", choices=sorted(PROFILES), default="wide")
+    detect.add_argument(
+        "--model-run-id",
+        default=None,
+        help="32 hex digits: the servers refuse shares of any other training run",
+    )
+
+
+def _build_detect(arguments: argparse.Namespace) -> DeployedDetection:
+    from fast.detection_job import job_from_arguments
+    from refimpl.ring import get_profile
+
+    arguments.model = arguments.model_dir or ""
+    arguments.plaintext = False
+    job = job_from_arguments(arguments)
+    try:
+        layers = tuple(int(width) for width in arguments.layers.split(","))
+    except ValueError:
+        raise DeploymentError(f"--layers {arguments.layers!r} is not a list such as 784,128,128,10") from None
+    model_run_id = None
+    if arguments.model_run_id is not None:
+        if not RUN_ID_HEX.match(arguments.model_run_id):
+            raise DeploymentError(f"--model-run-id {arguments.model_run_id!r} is not 32 hex digits")
+        model_run_id = bytes.fromhex(arguments.model_run_id)
+    return DeployedDetection(job, get_profile(arguments.profile), Architecture(layers), model_run_id)
+
+
+def _detection_parameters(deployed: DeployedDetection) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    job = deployed.job
+    return {
+        "profile": deployed.profile.name,
+        "architecture": list(deployed.architecture.layers),
+        "settings": asdict(job.settings),
+        "labels": None if job.labels is None else list(job.labels),
+        "images": job.images,
+        "model_run_id": None if deployed.model_run_id is None else deployed.model_run_id.hex(),
+    }
+
+
+def _plan_detect(deployed: DeployedDetection, party: int, run_id: bytes) -> PartyPlan[Any]:
+    from fast.detection_job import (
+        MNIST_TEST_IMAGES,
+        SecondaryLog,
+        detection_images,
+        detection_program,
+        detection_report,
+        finish_report,
+        log_from_json,
+        log_to_json,
+        table_text,
+    )
+
+    job, architecture = deployed.job, deployed.architecture
+    labels = list(range(architecture.classes)) if job.labels is None else list(job.labels)
+    shape = (job.images or MNIST_TEST_IMAGES, architecture.layers[0])
+    program = detection_program(
+        job, architecture, shape, labels, lambda: detection_images(job), deployed.model_run_id
+    )
+    started = time.perf_counter()
+    if party < COMPUTING_PARTIES:
+        if not os.path.isfile(job.model_path(party)):
+            raise DeploymentError(f"P{party} needs --model-dir with model-P{party}.mpshares")
+
+        def finish_server(run: PartyRun[Any]) -> str:
+            return f"P{party}: answered {run.output.mini_batches} mini-batches of P3"
+
+        return PartyPlan(program, None, log_to_json, finish_server)
+    if party > COMPUTING_PARTIES:
+        return PartyPlan(program, None, None, lambda run: f"sent the shares of {shape[0]} detection images")
+    os.makedirs(job.output, exist_ok=True)
+
+    def finish_secondary(run: PartyRun[Any]) -> str:
+        secondary = run.output
+        assert isinstance(secondary, SecondaryLog)
+        logs = [log_from_json(run.farewells[peer]) for peer in range(COMPUTING_PARTIES)]
+        sent: list[int | None] = [log.bytes_sent for log in logs]
+        sent += [run.stats.bytes_sent, None]  # the image holder reports nothing back
+        report = detection_report(
+            job, deployed.profile, architecture, logs[0].model_run_id, logs, secondary, sent
+        )
+        report["wall_seconds"] = time.perf_counter() - started
+        report["rounds"]["total"] = run.stats.rounds
+        finish_report(job, report, secondary.results)
+        return table_text(report) + f"report written to {os.path.join(job.output, 'detection-report.json')}"
+
+    return PartyPlan(program, None, None, finish_secondary)
+
+
+def _detect_job() -> DeployedJob:
+    from refimpl.training import public_key
+
+    return DeployedJob(
+        name="detect",
+        add_arguments=_add_detect,
+        build=_build_detect,
+        roles=lambda deployed: DETECTION_ROLES,
+        parameters=_detection_parameters,
+        profile=lambda deployed: deployed.profile,
+        seed=lambda deployed: deployed.job.seed,
+        default_run_id=lambda deployed: (
+            None if deployed.job.seed is None else public_key(deployed.job.seed, "detect-run")[:16]
+        ),
+        plan=_plan_detect,
+    )
+
+
+JOBS: dict[str, Callable[[], DeployedJob]] = {"train": _train_job, "detect": _detect_job}
+"""Deployed jobs by subcommand name."""
 
 
 # --------------------------------------------------------------------------- running one party

@@ -10,9 +10,11 @@ final one that ends the job. P3 runs Algorithm 2 and writes the report and the f
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -52,6 +54,9 @@ CONTROL_STEP = "detect-control"
 STOP = -1
 """§11.8 Detection job: the label field of the control message that ends the job."""
 
+MNIST_TEST_IMAGES = 10000
+"""§11.1: the default number of detection images, the whole MNIST test set."""
+
 
 @dataclass(frozen=True)
 class DetectJob:
@@ -82,6 +87,31 @@ class ServerLog:
     online: PhaseTotals = field(default_factory=PhaseTotals)
     mini_batches: int = 0
     max_online_rounds: int = 0
+    bytes_sent: int = 0
+    model_run_id: str = ""
+
+
+def log_to_json(log: ServerLog | SecondaryLog | None) -> bytes:
+    """A server's log as JSON (a deployed server sends it to P3 in its goodbye)."""
+    return json.dumps(asdict(log), sort_keys=True).encode("utf-8") if isinstance(log, ServerLog) else b""
+
+
+def log_from_json(data: bytes) -> ServerLog:
+    """The inverse of :func:`log_to_json`; ``ValueError`` if the fields do not fit."""
+    try:
+        fields = json.loads(data.decode("utf-8"))
+        return ServerLog(
+            party=int(fields["party"]),
+            loading=PhaseTotals(**fields["loading"]),
+            offline=PhaseTotals(**fields["offline"]),
+            online=PhaseTotals(**fields["online"]),
+            mini_batches=int(fields["mini_batches"]),
+            max_online_rounds=int(fields["max_online_rounds"]),
+            bytes_sent=int(fields["bytes_sent"]),
+            model_run_id=str(fields["model_run_id"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"a server's detection log is malformed: {error}") from None
 
 
 @dataclass
@@ -149,12 +179,20 @@ def secure_oracle(ctx: PartyContext, side: int) -> GradientOracle:
 
 
 def serve(
-    ctx: PartyContext, job: DetectJob, architecture: Architecture, image_shape: tuple[int, int]
+    ctx: PartyContext,
+    job: DetectJob,
+    architecture: Architecture,
+    image_shape: tuple[int, int],
+    model_run_id: bytes | None = None,
 ) -> ServerLog:
-    """P0, P1 or P2: load the model, receive the images, answer P3's mini-batches until it stops."""
+    """P0, P1 or P2: load the model, receive the images, answer P3's mini-batches until it stops.
+
+    With ``model_run_id`` the model-share file must belong to that training run (§9.7).
+    """
     log = ServerLog(ctx.party)
-    model = measured(
-        ctx, log.loading, lambda: load_model_shares(job.model_path(ctx.party), ctx, architecture)[0]
+    path = job.model_path(ctx.party)
+    model, log.model_run_id = measured(
+        ctx, log.loading, lambda: load_model_shares(path, ctx, architecture, model_run_id)
     )
     images: Share = measured(
         ctx, log.loading, lambda: receive_input(ctx, ctx.ring, IMAGE_HOLDER, image_shape)
@@ -166,6 +204,7 @@ def serve(
             payload = ctx.recv(ORACLE_HOLDER, CONTROL_STEP, 8 * (batch_size + 1))
             target, batch = decode_control(payload, image_shape[0], architecture.classes)
             if target == STOP:
+                log.bytes_sent = ctx.stats.bytes_sent
                 return log
             pool = measured(
                 ctx, log.offline, lambda: preprocessing.generate_comparison_pool(ctx, ctx.profile, material)
@@ -223,38 +262,56 @@ def detection_images(job: DetectJob) -> NDArray[np.uint8]:
     return data.test_images[:count].reshape(count, -1)
 
 
+def detection_program(
+    job: DetectJob,
+    architecture: Architecture,
+    image_shape: tuple[int, int],
+    labels: list[int],
+    images_of: Callable[[], NDArray[np.uint8]],
+    model_run_id: bytes | None = None,
+) -> Callable[[PartyContext], ServerLog | SecondaryLog | None]:
+    """§11.8 Detection job: the SPMD program, for the in-process runtime and for deployment alike.
+
+    Parties 0-2 run :func:`serve`, party 3 :func:`drive`; party 4 deals ``images_of()`` (rows of
+    ``image_shape``) and leaves.
+    """
+    side = round(image_shape[1] ** 0.5)
+    if side * side != image_shape[1] or image_shape[1] != architecture.layers[0]:
+        raise ValueError(f"the model takes {architecture.layers[0]} inputs, the images have {image_shape[1]}")
+    for label in labels:
+        if not 0 <= label < architecture.classes:
+            raise ValueError(f"label {label} is not one of the model's {architecture.classes} classes")
+
+    def program(ctx: PartyContext) -> ServerLog | SecondaryLog | None:
+        if ctx.party < COMPUTING_PARTIES:
+            return serve(ctx, job, architecture, image_shape, model_run_id)
+        if ctx.party == ORACLE_HOLDER:
+            return drive(ctx, job, labels, image_shape[0], side)
+        images = images_of()
+        if images.shape != image_shape:
+            raise ValueError(f"the image holder has images of shape {images.shape}, the job {image_shape}")
+        deal_input(ctx, ctx.ring, pixels(ctx.profile, images), image_shape)
+        return None
+
+    return program
+
+
 def run_detection(job: DetectJob) -> dict[str, Any]:
     """Run the whole detection in one process (parties as threads); write and return the JSON report."""
     keep_freed_memory()
     profile, architecture, run_id = model_description(job)
     images = detection_images(job)
-    side = round(images.shape[1] ** 0.5)
-    if side * side != images.shape[1] or images.shape[1] != architecture.layers[0]:
-        raise ValueError(
-            f"the model takes {architecture.layers[0]} inputs, the images have {images.shape[1]}"
-        )
     labels = list(range(architecture.classes)) if job.labels is None else list(job.labels)
-    for label in labels:
-        if not 0 <= label < architecture.classes:
-            raise ValueError(f"label {label} is not one of the model's {architecture.classes} classes")
+    program = detection_program(job, architecture, (images.shape[0], images.shape[1]), labels, lambda: images)
     os.makedirs(job.output, exist_ok=True)
     started = time.perf_counter()
-
-    def program(ctx: PartyContext) -> ServerLog | SecondaryLog | None:
-        if ctx.party < COMPUTING_PARTIES:
-            return serve(ctx, job, architecture, images.shape)
-        if ctx.party == ORACLE_HOLDER:
-            return drive(ctx, job, labels, images.shape[0], side)
-        deal_input(ctx, ctx.ring, pixels(profile, images), images.shape)
-        return None
-
     result = run_parties(
         program, parties=IMAGE_HOLDER + 1, profile=profile, seed=job.seed, timeout_seconds=600
     )
     servers = [log for log in result.outputs[:COMPUTING_PARTIES] if isinstance(log, ServerLog)]
     secondary = result.outputs[ORACLE_HOLDER]
     assert isinstance(secondary, SecondaryLog)
-    sent = [stats.bytes_sent for stats in result.stats]
+    sent: list[int | None] = [stats.bytes_sent for stats in result.stats]
     report = detection_report(job, profile, architecture, run_id, servers, secondary, sent)
     report["wall_seconds"] = time.perf_counter() - started
     report["rounds"]["total"] = result.rounds
@@ -268,7 +325,7 @@ def detection_report(
     run_id: str,
     servers: list[ServerLog],
     secondary: SecondaryLog,
-    sent: list[int],
+    sent: list[int | None],
 ) -> dict[str, Any]:
     """The JSON report: Algorithm 2's table, settings, time, bytes per party and rounds."""
     first = servers[0]
@@ -281,7 +338,7 @@ def detection_report(
             "architecture": architecture.describe(),
             "model_run_id": run_id,
             "settings": asdict(job.settings),
-            "detection_images": job.images or 10000,
+            "detection_images": job.images or MNIST_TEST_IMAGES,
             "mini_batches": first.mini_batches,
             "per_mini_batch": {
                 "online_seconds": first.online.seconds / batches,
@@ -297,7 +354,7 @@ def detection_report(
                 "loading": [log.loading.bytes_sent for log in servers],
                 "parties": ["P0", "P1", "P2", "P3", "image holder"],
             },
-            "bytes_total": sum(sent),
+            "bytes_total": sum(value for value in sent if value is not None),
             "rounds": {},
         }
     )
@@ -409,16 +466,22 @@ def job_from_arguments(arguments: Any) -> DetectJob:
     )
 
 
-def print_table(report: dict[str, Any], stream: Any = sys.stdout) -> None:
+def table_text(report: dict[str, Any]) -> str:
     """The report's per-label table, as the paper's Fig. 2 and 3 give it."""
-    stream.write("label  steps  mini-batches  best L1  attack success  anomaly index\n")
+    lines = ["label  steps  mini-batches  best L1  attack success  anomaly index"]
     for row in report["labels"]:
-        stream.write(
+        lines.append(
             f"{row['label']:>5}  {row['steps']:>5}  {row['mini_batches']:>12}  {row['best_l1_norm']:>7.1f}  "
-            f"{row['attack_success']:>14.3f}  {row['anomaly_index']:>13.2f}\n"
+            f"{row['attack_success']:>14.3f}  {row['anomaly_index']:>13.2f}"
         )
     flagged = report["flagged_labels"]
-    stream.write(f"flagged: {', '.join(map(str, flagged)) if flagged else 'none'}\n")
+    lines.append(f"flagged: {', '.join(map(str, flagged)) if flagged else 'none'}")
+    return "\n".join(lines) + "\n"
+
+
+def print_table(report: dict[str, Any], stream: Any = sys.stdout) -> None:
+    """Print :func:`table_text`."""
+    stream.write(table_text(report))
 
 
 __all__ = [
@@ -428,13 +491,17 @@ __all__ = [
     "DetectJob",
     "decode_control",
     "decode_model_shares",
+    "detection_program",
     "drive",
     "encode_control",
     "job_from_arguments",
     "load_plaintext_model",
+    "log_from_json",
+    "log_to_json",
     "print_table",
     "run_detection",
     "run_plaintext_detection",
     "secure_oracle",
     "serve",
+    "table_text",
 ]
