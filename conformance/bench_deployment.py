@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import socket
 import sys
 import tempfile
 from dataclasses import replace
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.bench import BenchCase, Benchmark, Samples, cases, measure, summarise, table, timed_program
+from conformance.loopback import free_ports
 from fast.deployment import generate_cluster, run_party_over_tls
 from fast.tuning import keep_freed_memory, one_blas_thread_per_party
 
@@ -45,20 +45,12 @@ def _party(party: int, config: str, quick: bool, repetitions: int, results: Any)
         results.put((party, None, 0, f"{type(error).__name__}: {error}"))
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def measure_over_tls(quick: bool, repetitions: int) -> Benchmark:
     """``train_iteration`` with P0, P1, P2 as three processes over loopback TLS."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     with tempfile.TemporaryDirectory() as directory:
-        addresses = [f"127.0.0.1:{port}" for port in _free_ports(PARTIES)]
+        addresses = [f"127.0.0.1:{port}" for port in free_ports(PARTIES)]
         config = generate_cluster(Path(directory), addresses, profile=PROFILE, timeout_seconds=600)
         processes = [
             context.Process(target=_party, args=(party, str(config), quick, repetitions, results))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
 import stat
 import time
 import traceback
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conformance.loopback import free_ports
 from fast.arithmetic import mul
 from fast.comparison import relu
 from fast.deployment import (
@@ -147,16 +147,8 @@ def _party_main(
         results.put((party, type(error).__name__, f"{error}\n{traceback.format_exc()}", None, None))
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def _cluster(directory: Path, parties: int = PARTIES, connect_timeout: float = TIMEOUT) -> Path:
-    addresses = [f"127.0.0.1:{port}" for port in _free_ports(parties)]
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(parties)]
     return generate_cluster(
         directory, addresses, timeout_seconds=TIMEOUT, connect_timeout_seconds=connect_timeout, profile="wide"
     )
@@ -379,7 +371,7 @@ def test_hello_mismatch_names_the_first_field() -> None:
 
 def test_secondary_server_and_data_holder(tmp_path: Path) -> None:
     """Four servers and a data holder that only connects out, numbered as detection will number them."""
-    addresses = [f"127.0.0.1:{port}" for port in _free_ports(4)]
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(4)]
     config = generate_cluster(
         tmp_path, addresses, holders=["H1"], timeout_seconds=TIMEOUT, connect_timeout_seconds=TIMEOUT
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from conformance.loopback import free_ports
 from fast import cli
 from fast.deploy_cli import _add_train, _build_train
 from fast.deployment import load_cluster_config
@@ -45,16 +45,8 @@ needs_mnist = pytest.mark.skipif(
 )
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def _keygen(directory: Path, connect_timeout: float = 20.0, timeout: float = 20.0) -> Path:
-    servers = [argument for port in _free_ports(3) for argument in ("--server", f"127.0.0.1:{port}")]
+    servers = [argument for port in free_ports(3) for argument in ("--server", f"127.0.0.1:{port}")]
     status = cli.main(
         [
             "keygen", "--out", str(directory), *servers, "--holders", "2",

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance.tests.test_deployment_cli import JOB, MAIN, ROOT, _free_ports
+from conformance.loopback import free_ports
+from conformance.tests.test_deployment_cli import JOB, MAIN, ROOT
 from fast import cli
 from fast.deploy_cli import _add_train, _build_train
 from fast.detection import DetectionSettings
@@ -45,7 +46,7 @@ def _train(output: Path) -> dict[str, object]:
 
 
 def _cluster(directory: Path) -> Path:
-    servers = [argument for port in _free_ports(4) for argument in ("--server", f"127.0.0.1:{port}")]
+    servers = [argument for port in free_ports(4) for argument in ("--server", f"127.0.0.1:{port}")]
     status = cli.main(
         ["keygen", "--out", str(directory), *servers, "--holders", "0",
          "--connect-timeout", "20", "--timeout", "60"]
