@@ -137,8 +137,8 @@ class DetectionSettings:
 
     side: int = 28
     batch_size: int = 32
-    batches_per_step: int = 2
-    max_steps: int = 75
+    batches_per_step: int = 3
+    max_steps: int = 50
     learning_rate: float = 0.1
     beta1: float = 0.5
     beta2: float = 0.9

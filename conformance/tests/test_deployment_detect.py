@@ -121,7 +121,7 @@ def test_deployed_detection_matches_in_process(model: Path, tmp_path: Path) -> N
     ):
         assert np.array_equal(mine["masks"], theirs["masks"])
         assert np.array_equal(mine["patterns"], theirs["patterns"])
-    assert "answered 8 mini-batches" in (tmp_path / "P0.out").read_text(encoding="utf-8")
+    assert "answered 12 mini-batches" in (tmp_path / "P0.out").read_text(encoding="utf-8")
 
 
 def test_shares_of_another_training_run_are_refused(model: Path, tmp_path: Path) -> None:

@@ -43,8 +43,8 @@ def test_short_secure_detection_writes_report_and_figures(model_directory: Path,
     report = json.loads((output / "detection-report.json").read_text())
     assert report["mode"] == "secure" and report["profile"] == "wide"
     assert [row["label"] for row in report["labels"]] == [6, 0]
-    assert all(row["steps"] == 3 and row["mini_batches"] == 6 for row in report["labels"])
-    assert report["mini_batches"] == 12
+    assert all(row["steps"] == 3 and row["mini_batches"] == 9 for row in report["labels"])
+    assert report["mini_batches"] == 18
     assert len(report["bytes_sent_per_party"]["total"]) == 5
     assert all(sent > 0 for sent in report["bytes_sent_per_party"]["total"])
     assert report["per_mini_batch"]["max_online_rounds"] > 0
