@@ -35,6 +35,7 @@ from fast.detection import (
 )
 from fast.mnist import load_mnist
 from fast.pipeline import PhaseTotals, Progress, measured, pixels, rows_of, write_summary
+from fast.plaintext import load_float_model
 from fast.plaintext_detection import reverse_engineer_labels
 from fast.ring import Share, decode_fixed, encode_fixed
 from fast.sharing import deal_input, receive_input
@@ -409,8 +410,7 @@ def load_plaintext_model(path: str) -> list[NDArray[np.float64]]:
     """A float64 model: a ``plaintext-model.npz`` of ``mpbadnet train --plaintext``, or decoded shares."""
     if os.path.isdir(path):
         return decode_model_shares(path)[1]
-    with np.load(path) as archive:
-        return [archive[f"arr_{i}"].astype(np.float64) for i in range(len(archive.files))]
+    return load_float_model(path)
 
 
 def run_plaintext_detection(job: DetectJob) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def run_plaintext(job: TrainJob) -> dict[str, Any]:
     evaluation = evaluation_sets(job, data)
     os.makedirs(job.output, exist_ok=True)
     model_path = os.path.join(job.output, "plaintext-model.npz")
-    np.savez(model_path, *weights)
+    save_float_model(model_path, weights)
     return {
         "mode": "plaintext float64",
         "architecture": job.architecture.describe(),
@@ -100,3 +100,14 @@ def run_plaintext(job: TrainJob) -> dict[str, Any]:
         "training_seconds": seconds,
         "model_file": model_path,
     }
+
+
+def save_float_model(path: str, weights: list[Matrix]) -> None:
+    """A float64 model as ``plaintext-model.npz``: the weight matrices in order (arr_0, arr_1, ...)."""
+    np.savez(path, *weights)
+
+
+def load_float_model(path: str) -> list[Matrix]:
+    """The float64 model that :func:`save_float_model` wrote."""
+    with np.load(path) as archive:
+        return [archive[f"arr_{i}"].astype(np.float64) for i in range(len(archive.files))]

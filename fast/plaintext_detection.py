@@ -31,7 +31,7 @@ from fast.detection import (
     reverse_engineer,
 )
 from fast.mnist import load_mnist
-from fast.plaintext import forward, softmax_rows
+from fast.plaintext import forward, load_float_model, softmax_rows
 from refimpl.detection import LOSS_SCALE
 
 __all__ = [
@@ -151,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=None)
     arguments = parser.parse_args(argv)
-    with np.load(arguments.model) as archive:
-        weights = [archive[f"arr_{i}"].astype(np.float64) for i in range(len(archive.files))]
+    weights = load_float_model(arguments.model)
     data = load_mnist(arguments.mnist)
     count = arguments.images or data.test_labels.size
     settings = DetectionSettings(
