@@ -53,6 +53,13 @@ def vectors(session: nox.Session) -> None:
 
 
 @nox.session
+def mutants(session: nox.Session) -> None:
+    """The mutant catalogue: each mutant in a temporary copy, its tests must fail (spec 13.7)."""
+    install(session)
+    session.run("python", "-m", "conformance.mutants", *session.posargs, env=environment())
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting of every package, the noxfile and the docs config."""
     session.install("ruff")

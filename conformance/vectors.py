@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,9 @@ from refimpl.transport import encode_elements
 SCHEMA_ID = "mp-badnet-vectors/1"
 DIRECTORY = Path(__file__).resolve().parent / "vectors"
 SCHEMA_PATH = DIRECTORY / "schema.json"
+SPEC_PATH = Path(__file__).resolve().parent.parent / "spec" / "13-conformance.md"
+"""The spec chapter that states the protocol version (§13.5)."""
+VERSION_LINE = re.compile(r"^Protocol version: \*\*(\d+)\*\*", re.MULTILINE)
 PROFILE_NAMES = ("paper", "wide")
 
 Json = Any
@@ -780,9 +784,22 @@ def _build_comparison(files: dict[str, VectorFile], profile_name: str) -> None:
     )
 
 
+class VersionError(RuntimeError):
+    """Vectors would change while the spec's protocol version stays the same (§13.5)."""
+
+
+def spec_protocol_version(spec: Path = SPEC_PATH) -> int:
+    """The protocol version that spec §13.5 states ("Protocol version: **N**")."""
+    match = VERSION_LINE.search(spec.read_text(encoding="utf-8"))
+    if match is None:
+        raise VersionError(f"{spec} states no protocol version (a line 'Protocol version: **N**')")
+    return int(match.group(1))
+
+
 def build_files() -> dict[str, dict[str, Json]]:
     """Every vector file, as JSON-ready objects, generated with refimpl."""
     reference = implementation("refimpl")
+    version = spec_protocol_version()
     per_profile = [_build(profile) for profile in PROFILE_NAMES]
     files: dict[str, dict[str, Json]] = {}
     for operation in OPERATIONS:
@@ -801,6 +818,7 @@ def build_files() -> dict[str, dict[str, Json]]:
             "spec_anchor": OPERATIONS[operation].anchor,
             "notes": {flag: NOTES[flag] for flag in sorted(_flags(groups))},
             "number_of_tests": number,
+            "protocol_version": version,
             "test_groups": [
                 {"profile": profile, "ring": ring, "tests": tests}
                 for (profile, ring), tests in groups.items()
@@ -859,11 +877,38 @@ def _dump(value: Json, depth: int) -> str:
     return json.dumps(value, sort_keys=True, allow_nan=False)
 
 
-def generate(directory: Path = DIRECTORY) -> list[Path]:
-    """Write every vector file into ``directory``; return their paths."""
+def unversioned_changes(documents: dict[str, Json], directory: Path) -> list[str]:
+    """The operations whose file would change although it already records the current version."""
+    changed = []
+    for operation, document in documents.items():
+        path = directory / f"{operation}.json"
+        if not path.is_file():
+            continue
+        old = path.read_text(encoding="utf-8")
+        recorded = json.loads(old).get("protocol_version")
+        if recorded == document["protocol_version"] and old != dumps(document):
+            changed.append(operation)
+    return changed
+
+
+def generate(directory: Path = DIRECTORY, *, force: bool = False) -> list[Path]:
+    """Write every vector file into ``directory``; return their paths.
+
+    A file whose content would change while it already records the spec's protocol version
+    is not rewritten (:class:`VersionError`): the change must come with a new version and an
+    entry in spec §13.5's change log. ``force`` skips that guard (the mutant catalogue
+    regenerates vectors from a mutant in a throw-away copy).
+    """
+    documents = build_files()
+    changed = [] if force else unversioned_changes(documents, directory)
+    if changed:
+        raise VersionError(
+            f"{', '.join(changed)}: the vectors change but spec §13.5 still states protocol version "
+            f"{spec_protocol_version()}; raise the version there and say what changed in its change log"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for operation, document in build_files().items():
+    for operation, document in documents.items():
         path = directory / f"{operation}.json"
         path.write_text(dumps(document), encoding="utf-8")
         written.append(path)
@@ -1029,8 +1074,13 @@ def validate(instance: Json, schema: Json, root: Json | None = None, path: str =
 
 def main(arguments: Sequence[str]) -> int:
     """``generate`` writes the vector files; ``check`` compares them with a fresh generation."""
-    if list(arguments) == ["generate"]:
-        for path in generate():
+    if list(arguments) in (["generate"], ["generate", "--force"]):
+        try:
+            written = generate(force="--force" in arguments)
+        except VersionError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        for path in written:
             print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
         return 0
     if list(arguments) == ["check"]:
@@ -1038,7 +1088,7 @@ def main(arguments: Sequence[str]) -> int:
         for operation in stale:
             print(f"conformance/vectors/{operation}.json differs from a fresh generation", file=sys.stderr)
         return 1 if stale else 0
-    print("usage: python -m conformance.vectors generate|check", file=sys.stderr)
+    print("usage: python -m conformance.vectors generate [--force] | check", file=sys.stderr)
     return 2
 
 

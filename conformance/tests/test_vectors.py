@@ -9,7 +9,12 @@
   fed to drelu and then to checked reveal, a private-compare message of the wrong length);
 * regenerating with refimpl gives the committed bytes (``python -m conformance.vectors check``);
 * every test replays on every implementation: same shares, outputs, transcript hashes,
-  bytes, messages and rounds, or the named error.
+  bytes, messages and rounds, or the named error;
+* independently of any implementation, every valid vector agrees with the plaintext model
+  (:mod:`conformance.vector_checks`), and a vector with one output element changed by hand
+  is caught;
+* every file records the protocol version that spec §13.5 states, and the generator refuses
+  to change a file without a new version.
 """
 
 from __future__ import annotations
@@ -24,14 +29,19 @@ import pytest
 from conformance.harness import implementation, selected_names
 from conformance.operations import OPERATIONS
 from conformance.strategies import BUNDLES
+from conformance.vector_checks import vector_problems
 from conformance.vectors import (
     SCHEMA_ID,
     SCHEMA_PATH,
+    LoadedTest,
+    VersionError,
     check,
     dumps,
+    generate,
     load_vectors,
     loaded_tests,
     replay,
+    spec_protocol_version,
     validate,
     vector_paths,
 )
@@ -155,3 +165,57 @@ def test_replay(impl_name: str, path: Path) -> None:
                 + "; ".join(differences)
             )
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[path.stem for path in PATHS])
+def test_valid_vectors_agree_with_the_plaintext_model(path: Path) -> None:
+    """Every valid vector's outcome is what the plaintext model says, without running refimpl."""
+    failures = []
+    for loaded in loaded_tests(load_vectors(path)):
+        problems = vector_problems(loaded)
+        if problems:
+            failures.append(f"{path.stem} #{loaded.test['id']} ({loaded.profile}): " + "; ".join(problems))
+    assert not failures, "\n".join(failures)
+
+
+def _changed_output(loaded: LoadedTest, delta: int) -> LoadedTest:
+    """The vector with output element 0 changed by ``delta``, its shares changed to match (consistent)."""
+    test = copy.deepcopy(loaded.test)
+    expected = test["expected"]
+    expected["shares"][0][0][0] = str(int(expected["shares"][0][0][0]) + delta)
+    expected["shares"][2][1][0] = str(int(expected["shares"][2][1][0]) + delta)
+    expected["output"][0] = str(int(expected["output"][0]) + delta)
+    return LoadedTest(loaded.operation, loaded.profile, loaded.ring, test)
+
+
+@pytest.mark.parametrize("operation", ["mul", "matmul", "truncate", "relu", "share_input", "softmax"])
+def test_a_vector_changed_by_hand_is_caught(operation: str) -> None:
+    """One output element changed (shares and output kept consistent) fails the independent check."""
+    document = load_vectors(next(path for path in PATHS if path.stem == operation))
+    valid = [
+        loaded
+        for loaded in loaded_tests(document)
+        if loaded.test["result"] == "valid" and loaded.test["expected"].get("output")
+    ]
+    assert valid, f"{operation} has no valid vector with an output"
+    for loaded in valid:
+        assert vector_problems(loaded) == []
+        assert vector_problems(_changed_output(loaded, 3)), f"{operation} #{loaded.test['id']} not caught"
+
+
+def test_files_record_the_spec_protocol_version() -> None:
+    """Every file was generated under the protocol version that spec §13.5 states."""
+    version = spec_protocol_version()
+    recorded = {path.stem: load_vectors(path)["protocol_version"] for path in PATHS}
+    assert set(recorded.values()) == {version}, f"spec §13.5 states {version}; files record {recorded}"
+
+
+def test_generate_refuses_a_change_without_a_new_version(tmp_path: Path) -> None:
+    """A file that would change under the same protocol version is not rewritten."""
+    path = tmp_path / "mul.json"
+    document = load_vectors(next(path for path in PATHS if path.stem == "mul"))
+    document["test_groups"][0]["tests"][0]["comment"] = "an older text under the same version"
+    path.write_text(dumps(document), encoding="utf-8")
+    with pytest.raises(VersionError, match="mul: the vectors change"):
+        generate(tmp_path)
+    assert load_vectors(path) == document, "the file was rewritten"
