@@ -123,7 +123,7 @@ CATALOGUE: tuple[Mutant, ...] = (
     ),
     Mutant(
         "zero-sharing-does-not-sum-to-zero",
-        "zero-sharing mask",
+        "correctness",
         "§3.6 alpha_i = PRG(kappa_i) without subtracting PRG(kappa_{i+1})",
         _both(
             "randomness",

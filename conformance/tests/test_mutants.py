@@ -62,3 +62,22 @@ def test_a_stale_edit_is_reported(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError, match="expected 1 occurrence") as raised:
         apply(tmp_path, stale)
     assert type(raised.value) is CatalogueError
+
+
+MASK_CATEGORIES = {
+    "zero-sharing mask",
+    "PRSS mask",
+    "truncation mask",
+    "missing flip",
+    "missing rotation",
+    "private-compare multiplier fixed to 1",
+}
+PRIVACY_FILES = {"conformance/tests/test_privacy.py", "conformance/tests/test_privacy_compare.py"}
+
+
+def test_mask_mutants_are_left_to_the_privacy_tests_alone() -> None:
+    """§13.7: a mutant that removes a mask names only the privacy properties as its killers."""
+    for mutant in CATALOGUE:
+        if mutant.category in MASK_CATEGORIES:
+            files = {argument for argument in mutant.tests if argument.endswith(".py")}
+            assert files and files <= PRIVACY_FILES, f"{mutant.name}: {mutant.tests}"
