@@ -70,6 +70,7 @@ __all__ = [
     "flagged_labels",
     "initial_tanh",
     "label_report",
+    "label_start",
     "mask_from_tanh",
     "oracle_batch_shift",
     "oracle_result",
@@ -224,6 +225,20 @@ class BatchOrder:
         return batch
 
 
+def label_start(
+    settings: DetectionSettings, target: int, image_count: int
+) -> tuple[Matrix, Matrix, BatchOrder]:
+    """§11.3 Trigger reverse engineering (Algorithm 1): a label's public start, from (seed, target).
+
+    rng = ``default_rng([seed, target])`` gives the initial (w, v) (:func:`initial_tanh`), then
+    the mini-batch order (:class:`BatchOrder`). Everything here is public: the servers
+    recompute the order to check P3's control messages (§11.8).
+    """
+    rng = np.random.default_rng([settings.seed, target])
+    w, v = initial_tanh(rng, settings.side)
+    return w, v, BatchOrder(rng, image_count, settings.batch_size)
+
+
 class Adam:
     """§11.3 Trigger reverse engineering (Algorithm 1): Adam with bias correction, on (w, v)."""
 
@@ -336,7 +351,7 @@ def reverse_engineer(
 ) -> LabelResult:
     """§11.3 Trigger reverse engineering (Algorithm 1): P3's loop around the oracle, for one label.
 
-    1. rng = ``default_rng([seed, target])``; (w, v) from :func:`initial_tanh`; batch order.
+    1. (w, v) and the batch order from :func:`label_start`.
     2. Each step: ``batches_per_step`` mini-batches; for each, mask and pattern from (w, v),
        the oracle's batch-mean gradients, plus the regulariser gradient ``cost`` (d sum(mask)),
        chained through the tanh maps, one Adam step.
@@ -344,9 +359,7 @@ def reverse_engineer(
        mask is kept when success >= threshold and the norm < the best; the cost schedule.
     """
     s = settings
-    rng = np.random.default_rng([s.seed, target])
-    w, v = initial_tanh(rng, s.side)
-    batches = BatchOrder(rng, image_count, s.batch_size)
+    w, v, batches = label_start(s, target, image_count)
     adam = Adam(s, w.shape)
     schedule = CostSchedule(s)
     best_regulariser, best_success = math.inf, 0.0

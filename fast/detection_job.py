@@ -23,12 +23,14 @@ from numpy.typing import NDArray
 
 from fast import preprocessing
 from fast.detection import (
+    BatchOrder,
     DetectionSettings,
     GradientOracle,
     LabelResult,
     OracleResult,
     comparisons_for_oracle_step,
     label_report,
+    label_start,
     oracle_result,
     reverse_engineer,
     secure_oracle_step,
@@ -154,6 +156,59 @@ def decode_control(payload: bytes, image_count: int, classes: int) -> tuple[int,
     return target, batch
 
 
+class ControlCheck:
+    """§11.8 Detection job: what a server accepts from P3, recomputed from the public settings.
+
+    Each candidate label once, in the job's order; within a label, exactly the positions of its
+    public mini-batch order (:func:`fast.detection.label_start`), at most ``max_steps`` steps
+    of ``batches_per_step`` mini-batches, and whole steps only; ``STOP`` once every label has
+    run. Anything else is refused with a :class:`WireFormatError` naming P3 and the step.
+    """
+
+    def __init__(self, settings: DetectionSettings, labels: list[int], image_count: int) -> None:
+        self.settings, self.image_count = settings, image_count
+        self.pending = list(labels)
+        self.label: int | None = None
+        self.order: BatchOrder | None = None
+        self.mini_batches = 0
+
+    def _refuse(self, problem: str) -> WireFormatError:
+        return WireFormatError(f"P3's control message at step {CONTROL_STEP!r} refused: {problem}")
+
+    def _finish_label(self) -> None:
+        if self.label is not None and self.mini_batches % self.settings.batches_per_step:
+            raise self._refuse(
+                f"label {self.label} ended after {self.mini_batches} mini-batches, "
+                f"not whole steps of {self.settings.batches_per_step}"
+            )
+
+    def accept(self, target: int, batch: NDArray[np.int64]) -> None:
+        """Check one decoded control message against the public schedule; raise if it deviates."""
+        if target == STOP:
+            if self.pending:
+                raise self._refuse(f"stop before the labels {self.pending} ran")
+            self._finish_label()
+            return
+        if target != self.label:
+            if not self.pending or target != self.pending[0]:
+                expected = self.pending[0] if self.pending else "stop"
+                raise self._refuse(f"label {target} where {expected} or label {self.label} was due")
+            self._finish_label()
+            self.pending.pop(0)
+            self.label, self.mini_batches = target, 0
+            self.order = label_start(self.settings, target, self.image_count)[2]
+        limit = self.settings.max_steps * self.settings.batches_per_step
+        if self.mini_batches >= limit:
+            raise self._refuse(f"label {target} asks for more than {limit} mini-batches")
+        assert self.order is not None
+        expected_batch = self.order.next_batch()
+        if not np.array_equal(batch, expected_batch):
+            raise self._refuse(
+                f"label {target}, mini-batch {self.mini_batches + 1}: positions differ from the public order"
+            )
+        self.mini_batches += 1
+
+
 def secure_oracle(ctx: PartyContext, side: int) -> GradientOracle:
     """§11.8: P3's oracle: the control message to P0..P2, then one §11.7 step."""
     profile = ctx.profile
@@ -184,10 +239,12 @@ def serve(
     job: DetectJob,
     architecture: Architecture,
     image_shape: tuple[int, int],
+    labels: list[int],
     model_run_id: bytes | None = None,
 ) -> ServerLog:
     """P0, P1 or P2: load the model, receive the images, answer P3's mini-batches until it stops.
 
+    Every control message is checked against the public schedule (:class:`ControlCheck`).
     With ``model_run_id`` the model-share file must belong to that training run (§9.7).
     """
     log = ServerLog(ctx.party)
@@ -200,10 +257,12 @@ def serve(
     )
     batch_size = job.settings.batch_size
     material = comparisons_for_oracle_step(architecture, batch_size)
+    schedule = ControlCheck(job.settings, labels, image_shape[0])
     with one_blas_thread_per_party():
         while True:
             payload = ctx.recv(ORACLE_HOLDER, CONTROL_STEP, 8 * (batch_size + 1))
             target, batch = decode_control(payload, image_shape[0], architecture.classes)
+            schedule.accept(target, batch)
             if target == STOP:
                 log.bytes_sent = ctx.stats.bytes_sent
                 return log
@@ -285,7 +344,7 @@ def detection_program(
 
     def program(ctx: PartyContext) -> ServerLog | SecondaryLog | None:
         if ctx.party < COMPUTING_PARTIES:
-            return serve(ctx, job, architecture, image_shape, model_run_id)
+            return serve(ctx, job, architecture, image_shape, labels, model_run_id)
         if ctx.party == ORACLE_HOLDER:
             return drive(ctx, job, labels, image_shape[0], side)
         images = images_of()
