@@ -478,6 +478,19 @@ CATALOGUE: tuple[Mutant, ...] = (
         (ORACLE, "-k", "within_its_bound"),
     ),
     Mutant(
+        "fast-zero-test-misses-p",
+        "fast speed path",
+        "§7.2 fast's zero test counts a row entry as zero only when the uint8 sum is 0, not p",
+        (
+            Edit(
+                "fast/comparison.py",
+                "zeros = (totals == 0) | (totals == np.uint8(field_ring.modulus))",
+                "zeros = totals == 0",
+            ),
+        ),
+        (COMPARISON, "-k", "comparisons"),
+    ),
+    Mutant(
         "checked-reveal-unchecked",
         "correctness",
         "§4.5 checked reveal does not compare the two copies of the missing component",
