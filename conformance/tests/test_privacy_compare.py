@@ -10,7 +10,9 @@ what the parties see:
   row has a zero, the zero's position, and the non-zero entries (uniform in Z_p^*); each of
   the two received vectors on its own (uniform in Z_p, blinded); and the bit c_k from P0;
 * P0 and P1: the opened value c = x + 2^k + r (§7.1; the same at both), binned by its low,
-  middle (around bit k) and top four bits, and the bit beta' that P2 returns.
+  middle (around bit k) and top four bits, and the bit beta' that P2 returns;
+* every party: its output share of DReLU (each component and their sum, low and top four
+  bits), which belongs to its view (§13.2).
 
 A chi-square homogeneity test (:func:`conformance.statistics.homogeneity_p_value`) compares
 the two secrets' distributions of every feature; the threshold is p > 10^-4 for the family
@@ -60,6 +62,8 @@ class Views:
     flipped_p1: list[int]
     rotations: list[int]
     flips: list[int]
+    outputs: list[list[int]]
+    """Per party: its DReLU output share components, first then second, for every element."""
 
 
 def _received(
@@ -85,7 +89,7 @@ def _program(
         x = impl.make_share(ring, (ELEMENTS,), *shares[ctx.party])
         pool = impl.preprocessing.generate_comparison_pool(ctx, profile, ELEMENTS)
         material = pool.material
-        impl.comparison.drelu(ctx, x, pool)
+        output_first, output_second = impl.parts(impl.comparison.drelu(ctx, x, pool))
         mask_first, mask_second = impl.parts(material.mask)
         flip_first, _ = impl.parts(material.flip)
         return {
@@ -93,6 +97,7 @@ def _program(
             "mask": mask_first + mask_second,
             "flip": flip_first,
             "rotations": impl.flat(material.rotations),
+            "output": output_first + output_second,
         }
 
     return program
@@ -104,7 +109,7 @@ def collect(impl: Implementation, profile: Profile, secret_real: float, index: i
     k = profile.comparison_bits
     width = k + 1
     secret = encode_fixed(profile, [secret_real])[0]
-    views = Views([], [], [], [], [], [], [], [], [], [])
+    views = Views([], [], [], [], [], [], [], [], [], [], [[], [], []])
     for run in range(RUNS):
         seed = f"privacy-compare/{profile.name}/{index}/{run}"
         result = impl.run(_program(impl, profile, secret, seed), profile=profile.name, seed=seed.encode())
@@ -133,6 +138,8 @@ def collect(impl: Implementation, profile: Profile, secret_real: float, index: i
                 total += own["mask"][element] + own["mask"][ELEMENTS + element] + missing[element]
                 opened.append(total % ring.modulus)
             flipped += decode_elements(BINARY, _received(transcripts, 2, party, "cmp-result"), ELEMENTS)
+        for party in range(3):
+            views.outputs[party] += outputs[party]["output"]
         views.rotations += outputs[0]["rotations"]
         views.flips += [
             sum(parts) % field.modulus for parts in zip(*(outputs[p]["flip"] for p in range(3)), strict=True)
@@ -156,7 +163,28 @@ def features(profile: Profile, views: Views) -> dict[str, list[int]]:
         "P0/P1: c top bits": [value >> (bits - 4) for value in views.opened_p0],
         "P0: beta'": views.flipped_p0,
         "P1: beta'": views.flipped_p1,
+        **{
+            name: sample
+            for party in range(3)
+            for name, sample in _output_features(profile, views, party).items()
+        },
     }
+
+
+def _output_features(profile: Profile, views: Views, party: int) -> dict[str, list[int]]:
+    """A party's DReLU output share (its whole view includes it, §13.2): each component and their sum."""
+    modulus, bits = profile.ring.modulus, profile.ring_bits
+    components = views.outputs[party]
+    firsts, seconds = [], []
+    for start in range(0, len(components), 2 * ELEMENTS):
+        firsts += components[start : start + ELEMENTS]
+        seconds += components[start + ELEMENTS : start + 2 * ELEMENTS]
+    sums = [(a + b) % modulus for a, b in zip(firsts, seconds, strict=True)]
+    features = {}
+    for name, values in (("first", firsts), ("second", seconds), ("sum", sums)):
+        features[f"P{party}: output {name}, low bits"] = [value & 15 for value in values]
+        features[f"P{party}: output {name}, top bits"] = [value >> (bits - 4) for value in values]
+    return features
 
 
 def controls(profile: Profile, views: Views) -> dict[str, list[int]]:
