@@ -491,6 +491,19 @@ CATALOGUE: tuple[Mutant, ...] = (
         (COMPARISON, "-k", "comparisons"),
     ),
     Mutant(
+        "fast-fourth-limb-dropped",
+        "fast speed path",
+        "§5.2 fast's ring matrix product forgets the fourth limb, used for inner sizes above 2,048 in Z_2^64",
+        (
+            Edit(
+                "fast/arithmetic.py",
+                "    for i in range(limbs):\n        block = a_limbs[i]",
+                "    for i in range(min(limbs, 3)):\n        block = a_limbs[i]",
+            ),
+        ),
+        (EQUIVALENCE, "-k", "large_cases or limb_boundaries"),
+    ),
+    Mutant(
         "checked-reveal-unchecked",
         "correctness",
         "§4.5 checked reveal does not compare the two copies of the missing component",
