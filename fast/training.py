@@ -25,6 +25,7 @@ from refimpl.training import (
     TrainingConfigError,
     check_model_consistency,
     check_model_header,
+    check_payload_length,
     check_run_id,
     comparisons_for_evaluation,
     comparisons_for_forward,
@@ -52,6 +53,7 @@ __all__ = [
     "check_batch",
     "check_model_consistency",
     "check_model_header",
+    "check_payload_length",
     "check_run_id",
     "comparisons_for_evaluation",
     "comparisons_for_forward",
@@ -254,7 +256,11 @@ def save_model_shares(
 
 
 def split_component(ring_bits: int, data: bytes, architecture: Architecture) -> list[Array]:
-    """§9.7 Model share files: one component's bytes back into one array per layer."""
+    """§9.7 Model share files: one component's bytes back into one array per layer.
+
+    Raises ModelFileError unless ``data`` is exactly one component of ``architecture``.
+    """
+    check_payload_length("a model component", ring_bits, 2 * len(data), architecture)
     values = np.frombuffer(data, dtype=np.dtype(f"<u{ring_bits // 8}")).astype(np.dtype(f"u{ring_bits // 8}"))
     layers, offset = [], 0
     for rows, columns in architecture.weight_shapes:
@@ -269,6 +275,7 @@ def load_model_shares(
     """§9.7 Model share files: P_i's model from its file, every field checked; returns it and the run id."""
     header, first, second = read_model_file(path)
     check_model_header(path, header, ctx, architecture, run_id)
+    check_payload_length(path, ctx.profile.ring_bits, len(first) + len(second), architecture)
     check_model_consistency(ctx, path, header)
     bits = ctx.profile.ring_bits
     firsts, seconds = split_component(bits, first, architecture), split_component(bits, second, architecture)
