@@ -209,6 +209,11 @@ def _plan_train(job: Any, party: int, run_id: bytes) -> PartyPlan[Any]:
     return PartyPlan(program, None, report_to_json, finish_server)
 
 
+def _largest_weights(architecture: Architecture) -> int:
+    """The elements of the largest augmented weight matrix (n_i + 1) x n_{i+1}."""
+    return max(rows * columns for rows, columns in architecture.weight_shapes)
+
+
 def training_largest_message(job: Any) -> int:
     """§12.6 Deployment over TLS: a bound on a training job's messages, from its public parameters.
 
@@ -227,7 +232,9 @@ def training_largest_message(job: Any) -> int:
     widest = max(architecture.layers) + 1
     rows = max(job.config.batch_size, chunk)
     elements = max(
-        records * max(architecture.layers[0], architecture.classes), rows * widest, widest * widest
+        records * max(architecture.layers[0], architecture.classes),
+        rows * widest,
+        _largest_weights(architecture),
     )
     comparisons = max(
         comparisons_for_training_step(architecture, job.config.batch_size),
@@ -381,7 +388,9 @@ def detection_largest_message(deployed: DeployedDetection) -> int:
     architecture, settings = deployed.architecture, deployed.job.settings
     images = deployed.job.images or MNIST_TEST_IMAGES
     widest = max(architecture.layers) + 1
-    elements = max(images * architecture.layers[0], settings.batch_size * widest, widest * widest)
+    elements = max(
+        images * architecture.layers[0], settings.batch_size * widest, _largest_weights(architecture)
+    )
     comparisons = comparisons_for_oracle_step(architecture, settings.batch_size)
     return message_bound(deployed.profile, elements, comparisons)
 

@@ -9,6 +9,7 @@ test takes seconds.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 import threading
@@ -208,7 +209,7 @@ def test_in_process_commands_warn_about_pinned_keys(capsys: pytest.CaptureFixtur
     assert cli.PINNED_KEYS_WARNING not in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not __import__("os").environ.get("MPBADNET_MNIST_DIR"), reason="needs MNIST")
+@pytest.mark.skipif(not os.environ.get("MPBADNET_MNIST_DIR"), reason="needs MNIST")
 def test_train_warns_about_pinned_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`mpbadnet train --seed` runs (tests keep it) and says on stderr that the keys are pinned."""
     arguments = ["train", "--train-records", "8", "--test-records", "4", "--holders", "1", "--malicious", "0"]
@@ -409,3 +410,65 @@ def test_malformed_hello_is_refused_as_a_hello(
 def test_json_depth_ignores_brackets_in_strings() -> None:
     assert json_depth(b'{"a": "[[[[", "b": [1, {"c": []}]}') == 4
     assert json_depth(b'"\\"[["') == 0
+
+
+# --------------------------------------------------------------------------- message bounds
+
+
+@pytest.fixture
+def largest_sent(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """The largest payload sent at each step while the test runs (PartyContext.send instrumented)."""
+    largest: dict[str, int] = {}
+    send = PartyContext.send
+
+    def recording(self: PartyContext, to: int, step: str, payload: bytes) -> None:
+        largest[step] = max(largest.get(step, 0), len(payload))
+        send(self, to, step, payload)
+
+    monkeypatch.setattr(PartyContext, "send", recording)
+    return largest
+
+
+def _parsed_train(arguments: list[str]) -> Any:
+    import argparse
+
+    from fast.deploy_cli import _add_train, _build_train
+
+    parser = argparse.ArgumentParser()
+    _add_train(parser.add_subparsers(dest="job"))
+    return _build_train(parser.parse_args(arguments))
+
+
+@pytest.mark.skipif(not os.environ.get("MPBADNET_MNIST_DIR"), reason="needs MNIST")
+def test_job_bounds_cover_every_message(tmp_path: Path, largest_sent: dict[str, int]) -> None:
+    """A small training job and a detection on its model: no message exceeds the job's bound.
+
+    The bound is tight for these jobs (the dealt data sets are their largest messages).
+    """
+    from fast.deploy_cli import DeployedDetection, detection_largest_message, training_largest_message
+    from fast.detection import DetectionSettings
+    from fast.detection_job import DetectJob, run_detection
+    from fast.pipeline import run_training
+    from refimpl.training import Architecture
+
+    train = ["train", "--holders", "2", "--malicious", "0", "--layers", "784,16,10", "--train-records", "256"]
+    job = _parsed_train(
+        [*train, "--test-records", "100", "--epochs", "1", "--quiet", "--output", str(tmp_path)]
+    )
+    run_training(job)
+    bound = training_largest_message(job)
+    assert max(largest_sent.values()) <= bound <= 2 * max(largest_sent.values()), (bound, largest_sent)
+    largest_sent.clear()
+    detection = DetectJob(
+        model_directory=str(tmp_path),
+        settings=DetectionSettings(max_steps=2),
+        labels=(1, 0),
+        images=64,
+        output=str(tmp_path / "detection"),
+        quiet=True,
+        figures=False,
+    )
+    run_detection(detection)
+    deployed = DeployedDetection(detection, job.profile, Architecture((784, 16, 10)), None)
+    bound = detection_largest_message(deployed)
+    assert max(largest_sent.values()) <= bound <= 2 * max(largest_sent.values()), (bound, largest_sent)
