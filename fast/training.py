@@ -15,6 +15,8 @@ from fast.ring import Array, Share, dtype_of
 from fast.sharing import public_share, reveal, sub
 from refimpl.ring import Profile, ShapeError
 from refimpl.training import (
+    MAX_MODEL_HEADER_BYTES,
+    MAX_MODEL_PAYLOAD_BYTES,
     MODEL_FORMAT_VERSION,
     MODEL_MAGIC,
     PUBLIC_SEED_BYTES,
@@ -30,16 +32,22 @@ from refimpl.training import (
     comparisons_for_evaluation,
     comparisons_for_forward,
     comparisons_for_training_step,
+    component_length,
+    declared_payload_bytes,
     encode_model_file,
     header_fields,
+    model_payload_bytes,
     public_key,
     read_model_file,
+    read_model_header,
     weight_bound,
     write_atomically,
 )
 from refimpl.transport import PartyContext
 
 __all__ = [
+    "MAX_MODEL_HEADER_BYTES",
+    "MAX_MODEL_PAYLOAD_BYTES",
     "MODEL_FORMAT_VERSION",
     "MODEL_MAGIC",
     "PUBLIC_SEED_BYTES",
@@ -59,7 +67,9 @@ __all__ = [
     "comparisons_for_forward",
     "comparisons_for_training_step",
     "component_bytes",
+    "component_length",
     "correct_count",
+    "declared_payload_bytes",
     "encode_model_file",
     "epoch_order",
     "forward",
@@ -67,9 +77,11 @@ __all__ = [
     "initial_weights",
     "load_model_shares",
     "loss_gradient",
+    "model_payload_bytes",
     "public_key",
     "public_words",
     "read_model_file",
+    "read_model_header",
     "save_model_shares",
     "share_model",
     "split_component",
