@@ -824,7 +824,10 @@ class TlsNetwork(Network):
                 tls.settimeout(max(0.05, handshake_deadline - time.monotonic()))
                 tls.sendall(encode_frame(KIND_HELLO, "hello", 0, canonical_json(self.hello)))
                 reply = read_frame(tls, 0, handshake_deadline)
-            except (OSError, FrameError) as error:
+            except FrameError as error:
+                tls.close()
+                raise ProtocolAbort(f"P{self.party}: refused {where}: malformed hello: {error}") from None
+            except OSError as error:
                 tls.close()
                 raise ProtocolAbort(
                     f"P{self.party}: {where} dropped the connection before answering our hello "
