@@ -212,6 +212,19 @@ def run_demo(profile_name: str, rows: int, inner: int, columns: int, seed: int |
     return 0 if agree and plausible else 1
 
 
+PINNED_KEYS_WARNING = (
+    "warning: --seed pins every party's keys: any party can compute the keys it must not hold "
+    "and they repeat across runs; for tests only (without --seed, keys come from the OS). "
+    "Deployed parties (`mpbadnet party`, `mpbadnet holder`) refuse it without --insecure-testing."
+)
+
+
+def warn_pinned_keys(seed: int | None) -> None:
+    """§12.6 Deployment over TLS: the in-process commands say so on stderr when ``--seed`` pins the keys."""
+    if seed is not None:
+        print(PINNED_KEYS_WARNING, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mpbadnet`` console script."""
     parser = argparse.ArgumentParser(
@@ -233,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if hasattr(arguments, "handler"):
         return int(arguments.handler(arguments))
+    warn_pinned_keys(arguments.seed)
     if arguments.command == "train":
         return run_train(arguments)
     if arguments.command == "detect":

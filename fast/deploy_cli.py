@@ -23,11 +23,16 @@ from typing import Any, Generic, TypeVar
 
 from fast.deployment import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_HANDSHAKE_TIMEOUT_SECONDS,
+    MESSAGE_LIMIT_MARGIN,
     PartyRun,
+    PinnedKeysError,
     TlsNetwork,
     canonical_json,
+    check_key_setting,
     generate_cluster,
     load_cluster_config,
+    message_bound,
     run_party_over_tls,
 )
 from refimpl.ring import PROFILES, Profile
@@ -38,6 +43,7 @@ Result = TypeVar("Result")
 RUN_ID_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
 MAX_ANNOUNCED_RECORDS = 1 << 24
 """The most records a data holder may announce for one set."""
+MNIST_TRAIN_IMAGES = 60000
 
 
 class DeploymentError(Exception):
@@ -70,6 +76,8 @@ class DeployedJob:
       number (identical to the in-process numbering); ``parameters(job)`` the public
       parameters every party must agree on (hashed into the hello); ``profile(job)``,
       ``seed(job)`` and ``default_run_id(job)`` (a run id when keys are pinned, else None);
+    * ``largest_message(job)`` a bound on the job's largest message in bytes, from its public
+      parameters alone (:func:`fast.deployment.message_bound`; every party computes the same);
     * ``plan(job, party, run_id)`` the :class:`PartyPlan` of party number ``party``.
     """
 
@@ -82,6 +90,18 @@ class DeployedJob:
     seed: Callable[[Any], bytes | None]
     default_run_id: Callable[[Any], bytes | None]
     plan: Callable[[Any, int, bytes], PartyPlan[Any]]
+    largest_message: Callable[[Any], int]
+
+
+INSECURE_TESTING_HELP = (
+    "tests only: accept pinned keys (--seed); every party of the run must pass it, "
+    "and a deployment without it draws keys from the OS"
+)
+
+
+def add_insecure_testing(parser: Any) -> None:
+    """§12.6 Deployment over TLS: the setting that lets ``--seed`` pin a deployed party's keys."""
+    parser.add_argument("--insecure-testing", action="store_true", help=INSECURE_TESTING_HELP)
 
 
 # --------------------------------------------------------------------------- the training job
@@ -92,6 +112,7 @@ def _add_train(subparsers: Any) -> None:
 
     add_train_parser(subparsers)
     train = subparsers.choices["train"]
+    add_insecure_testing(train)
     train.add_argument(
         "--layers",
         default=None,
@@ -188,6 +209,40 @@ def _plan_train(job: Any, party: int, run_id: bytes) -> PartyPlan[Any]:
     return PartyPlan(program, None, report_to_json, finish_server)
 
 
+def _largest_weights(architecture: Architecture) -> int:
+    """The elements of the largest augmented weight matrix (n_i + 1) x n_{i+1}."""
+    return max(rows * columns for rows, columns in architecture.weight_shapes)
+
+
+def training_largest_message(job: Any) -> int:
+    """§12.6 Deployment over TLS: a bound on a training job's messages, from its public parameters.
+
+    The largest tensor is a dealt set, a batch or evaluation chunk, or a weight matrix; the
+    most comparisons are those of one training step or one evaluation chunk.
+    """
+    from fast.detection_job import MNIST_TEST_IMAGES
+    from fast.pipeline import EVALUATION_CHUNK
+    from refimpl.training import comparisons_for_evaluation, comparisons_for_training_step
+
+    architecture = job.architecture
+    train = MNIST_TRAIN_IMAGES if job.train_records is None else job.train_records
+    test = MNIST_TEST_IMAGES if job.test_records is None else job.test_records
+    records = max(-(-train // job.holders), test)
+    chunk = min(EVALUATION_CHUNK, test)
+    widest = max(architecture.layers) + 1
+    rows = max(job.config.batch_size, chunk)
+    elements = max(
+        records * max(architecture.layers[0], architecture.classes),
+        rows * widest,
+        _largest_weights(architecture),
+    )
+    comparisons = max(
+        comparisons_for_training_step(architecture, job.config.batch_size),
+        comparisons_for_evaluation(architecture, chunk),
+    )
+    return message_bound(job.profile, elements, comparisons)
+
+
 def _train_job() -> DeployedJob:
     from fast.pipeline import public_parameters, training_roles, training_run_id
 
@@ -201,6 +256,7 @@ def _train_job() -> DeployedJob:
         seed=lambda job: job.seed,
         default_run_id=lambda job: None if job.seed is None else training_run_id(job),
         plan=_plan_train,
+        largest_message=training_largest_message,
     )
 
 
@@ -225,6 +281,7 @@ def _add_detect(subparsers: Any) -> None:
 
     detect = subparsers.add_parser("detect", help="one party of `mpbadnet detect` (spec 11.8)")
     detection_options(detect, "mpbadnet-detection", model_argument=False)
+    add_insecure_testing(detect)
     detect.add_argument(
         "--model-dir", default=None, help="servers: the folder with this server's model shares"
     )
@@ -319,6 +376,25 @@ def _plan_detect(deployed: DeployedDetection, party: int, run_id: bytes) -> Part
     return PartyPlan(program, None, None, finish_secondary)
 
 
+def detection_largest_message(deployed: DeployedDetection) -> int:
+    """§12.6 Deployment over TLS: a bound on a detection job's messages, from its public parameters.
+
+    The largest tensor is the dealt image set, a mini-batch or a weight matrix; the most
+    comparisons are those of one oracle step.
+    """
+    from fast.detection_job import MNIST_TEST_IMAGES
+    from refimpl.detection import comparisons_for_oracle_step
+
+    architecture, settings = deployed.architecture, deployed.job.settings
+    images = deployed.job.images or MNIST_TEST_IMAGES
+    widest = max(architecture.layers) + 1
+    elements = max(
+        images * architecture.layers[0], settings.batch_size * widest, _largest_weights(architecture)
+    )
+    comparisons = comparisons_for_oracle_step(architecture, settings.batch_size)
+    return message_bound(deployed.profile, elements, comparisons)
+
+
 def _detect_job() -> DeployedJob:
     from refimpl.training import public_key
 
@@ -334,6 +410,7 @@ def _detect_job() -> DeployedJob:
             None if deployed.job.seed is None else public_key(deployed.job.seed, "detect-run")[:16]
         ),
         plan=_plan_detect,
+        largest_message=detection_largest_message,
     )
 
 
@@ -344,8 +421,29 @@ JOBS: dict[str, Callable[[], DeployedJob]] = {"train": _train_job, "detect": _de
 # --------------------------------------------------------------------------- running one party
 
 
-def run_deployed(entry: DeployedJob, job: Any, role: str, config_path: str, run_id_hex: str | None) -> str:
-    """Run party ``role`` of ``job`` in this process; returns what the command prints."""
+def run_deployed(
+    entry: DeployedJob,
+    job: Any,
+    role: str,
+    config_path: str,
+    run_id_hex: str | None,
+    insecure_testing: bool = False,
+) -> str:
+    """Run party ``role`` of ``job`` in this process; returns what the command prints.
+
+    Keys come from the OS: the job's seed (``--seed``) is refused unless ``insecure_testing``
+    (``--insecure-testing``), which the hello carries so that every party must share it.
+    """
+    try:
+        check_key_setting(entry.seed(job), insecure_testing)
+    except PinnedKeysError as error:
+        raise DeploymentError(f"{error}: pass --insecure-testing with --seed to every party") from None
+    if insecure_testing:
+        print(
+            "warning: --insecure-testing: keys pinned by --seed; every party's keys follow from it "
+            "(tests only, never in production)",
+            file=sys.stderr,
+        )
     try:
         config = load_cluster_config(config_path)
     except ValueError as error:
@@ -393,6 +491,8 @@ def run_deployed(entry: DeployedJob, job: Any, role: str, config_path: str, run_
         roles=roles,
         farewell=plan.farewell,
         announcement=plan.announcement,
+        insecure_testing=insecure_testing,
+        max_message_bytes=MESSAGE_LIMIT_MARGIN * entry.largest_message(job),
     )
     return "" if plan.finish is None else plan.finish(run)
 
@@ -421,6 +521,12 @@ def register(commands: Any) -> None:
     keygen.add_argument(
         "--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT_SECONDS, help="connection set-up, s"
     )
+    keygen.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=DEFAULT_HANDSHAKE_TIMEOUT_SECONDS,
+        help="TLS handshake and hello of one connection, s",
+    )
     keygen.add_argument("--valid-days", type=int, default=365)
     keygen.set_defaults(handler=run_keygen)
     for command, kind in (("party", "server"), ("holder", "data holder")):
@@ -432,7 +538,7 @@ def register(commands: Any) -> None:
         parser.add_argument(
             "--run-id",
             default=None,
-            help="32 hex digits, the same at every party (default with --seed: derived)",
+            help="32 hex digits, the same at every party (default with --seed --insecure-testing: derived)",
         )
         parser.set_defaults(handler=run_party_command if command == "party" else run_holder_command)
         jobs = parser.add_subparsers(dest="job", required=True, metavar="JOB")
@@ -459,6 +565,7 @@ def run_keygen(arguments: argparse.Namespace) -> int:
             connect_timeout_seconds=arguments.connect_timeout,
             profile=arguments.profile,
             valid_days=arguments.valid_days,
+            handshake_timeout_seconds=arguments.handshake_timeout,
         )
     except ValueError as error:
         print(f"mpbadnet keygen: {error}", file=sys.stderr)
@@ -483,7 +590,9 @@ def _run_command(command: str, arguments: argparse.Namespace, servers: bool) -> 
         if servers != (role.startswith("P") and role[1:].isdigit()):
             kind = "a server role P0..P3" if servers else "a data-holder role such as H1 or EVAL"
             raise DeploymentError(f"--role {role}: `mpbadnet {command}` runs {kind}")
-        printed = run_deployed(entry, job, role, arguments.config, arguments.run_id)
+        printed = run_deployed(
+            entry, job, role, arguments.config, arguments.run_id, bool(arguments.insecure_testing)
+        )
     except Exception as error:  # reported as one line, not a traceback: this is the command's error
         print(f"mpbadnet {command} {role}: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ public interface, so both implementations deploy through it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -53,11 +54,26 @@ KIND_HELLO = 3
 KINDS = (KIND_DATA, KIND_GOODBYE, KIND_ABORT, KIND_HELLO)
 HELLO_VERSION = 1
 MAX_HELLO_BYTES = 1 << 16
+MAX_HELLO_DEPTH = 8
+"""The deepest nesting of arrays and objects a hello may have (its announcement included)."""
+MAX_CONTROL_BYTES = 1 << 20
+"""The largest goodbye (farewell) or abort payload a receiver accepts."""
 HEADER = struct.Struct("<4sBBH")
 TRAILER = struct.Struct("<QQ")
 MAX_LABEL_BYTES = 1024
-MAX_PAYLOAD_BYTES = 1 << 32
+DEFAULT_MAX_MESSAGE_BYTES = 1 << 24
+"""The data-frame limit of a run that states none (a deployed job derives its own)."""
+MESSAGE_LIMIT_MARGIN = 2
+"""A deployed job's data-frame limit is this multiple of its largest message bound."""
+RECEIVE_QUEUE_MESSAGES = 4
+"""A receive queue holds this many largest messages (plus QUEUE_SLACK_BYTES) before its reader waits."""
+QUEUE_SLACK_BYTES = 1 << 20
+ENVELOPE_OVERHEAD_BYTES = 256
+"""What a queued message is charged beyond its payload (its label, depth and bookkeeping)."""
+MAX_PENDING_HANDSHAKES = 32
+"""The most incoming connections a server authenticates at once; more are closed at once."""
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 30.0
+DEFAULT_HANDSHAKE_TIMEOUT_SECONDS = 10.0
 ABORT_GRACE_SECONDS = 1.0
 ROLE_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")
 
@@ -100,6 +116,7 @@ class ClusterConfig:
     connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
     profile: str = "wide"
     ca_fingerprint: str = ""
+    handshake_timeout_seconds: float = DEFAULT_HANDSHAKE_TIMEOUT_SECONDS
 
     def entry(self, role: str) -> PartyEntry:
         """The entry of ``role``; ValueError naming the known roles if there is none."""
@@ -113,7 +130,7 @@ class ClusterConfig:
     def digest(self) -> str:
         """§12.6 Deployment over TLS: SHA-256 of the public configuration (the hello's ``config``).
 
-        Covers the CA certificate, every role's address and fingerprint and both timeouts;
+        Covers the CA certificate, every role's address and fingerprint and the three timeouts;
         not the profile (the hello carries it separately) and not local key paths.
         """
         public = {
@@ -121,6 +138,7 @@ class ClusterConfig:
             "parties": [entry.public() for entry in self.parties],
             "timeout_seconds": self.timeout_seconds,
             "connect_timeout_seconds": self.connect_timeout_seconds,
+            "handshake_timeout_seconds": self.handshake_timeout_seconds,
         }
         return hashlib.sha256(canonical_json(public)).hexdigest()
 
@@ -171,16 +189,20 @@ def load_cluster_config(path: Path | str) -> ClusterConfig:
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: cannot read the CA certificate {ca}: {error}") from None
     try:
-        return ClusterConfig(
+        config = ClusterConfig(
             ca,
             tuple(entries),
             float(cluster.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)),
             float(cluster.get("connect_timeout_seconds", DEFAULT_CONNECT_TIMEOUT_SECONDS)),
             str(cluster.get("profile", "wide")),
             ca_fingerprint,
+            float(cluster.get("handshake_timeout_seconds", DEFAULT_HANDSHAKE_TIMEOUT_SECONDS)),
         )
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: [cluster]: {error}") from None
+    if not config.handshake_timeout_seconds > 0:
+        raise ValueError(f"{path}: [cluster]: handshake_timeout_seconds must be positive")
+    return config
 
 
 def _party_entry(base: Path, table: dict[str, object]) -> PartyEntry:
@@ -218,6 +240,7 @@ def generate_cluster(
     connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
     profile: str = "wide",
     valid_days: int = 365,
+    handshake_timeout_seconds: float = DEFAULT_HANDSHAKE_TIMEOUT_SECONDS,
 ) -> Path:
     """§12.6 Deployment over TLS: a cluster CA, a key and certificate per role, and ``cluster.toml``.
 
@@ -280,6 +303,7 @@ def generate_cluster(
         'ca = "ca.pem"',
         f"timeout_seconds = {float(timeout_seconds)}",
         f"connect_timeout_seconds = {float(connect_timeout_seconds)}",
+        f"handshake_timeout_seconds = {float(handshake_timeout_seconds)}",
         f'profile = "{profile}"',
     ]
     for index, name in enumerate(roles):
@@ -347,10 +371,19 @@ class FrameError(Exception):
     """§12.6 Deployment over TLS: a malformed frame (turned into an abort naming the peer)."""
 
 
-def _read_exact(sock: ssl.SSLSocket, count: int) -> bytes | None:
-    """``count`` bytes, or None on a clean end of stream before the first byte."""
+def _read_exact(sock: ssl.SSLSocket, count: int, deadline: float | None = None) -> bytes | None:
+    """``count`` bytes, or None on a clean end of stream before the first byte.
+
+    With ``deadline`` (a ``time.monotonic()`` value) every wait is cut to the time left, so a
+    peer that trickles bytes cannot stretch the wait past it.
+    """
     chunks = bytearray()
     while len(chunks) < count:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")
+            sock.settimeout(left)
         chunk = sock.recv(min(count - len(chunks), 1 << 20))
         if not chunk:
             if not chunks:
@@ -360,11 +393,24 @@ def _read_exact(sock: ssl.SSLSocket, count: int) -> bytes | None:
     return bytes(chunks)
 
 
+def payload_limit(kind: int, max_data_bytes: int) -> int:
+    """§12.6 Deployment over TLS: the largest payload a receiver accepts in a frame of ``kind``."""
+    if kind == KIND_DATA:
+        return max_data_bytes
+    if kind == KIND_HELLO:
+        return MAX_HELLO_BYTES
+    return MAX_CONTROL_BYTES
+
+
 def read_frame(
-    sock: ssl.SSLSocket, max_payload: int = MAX_PAYLOAD_BYTES
+    sock: ssl.SSLSocket, max_data_bytes: int, deadline: float | None = None
 ) -> tuple[int, str, int, bytes] | None:
-    """§12.6 Deployment over TLS: the next frame (kind, step, depth, payload); None at end of stream."""
-    header = _read_exact(sock, HEADER.size)
+    """§12.6 Deployment over TLS: the next frame (kind, step, depth, payload); None at end of stream.
+
+    A header announcing more than :func:`payload_limit` for its kind is refused before any
+    byte of its payload is read.
+    """
+    header = _read_exact(sock, HEADER.size, deadline)
     if header is None:
         return None
     magic, version, kind, label_length = HEADER.unpack(header)
@@ -376,7 +422,7 @@ def read_frame(
         raise FrameError(f"unknown frame kind {kind}")
     if label_length > MAX_LABEL_BYTES:
         raise FrameError(f"step label length {label_length} exceeds {MAX_LABEL_BYTES}")
-    rest = _read_exact(sock, label_length + TRAILER.size)
+    rest = _read_exact(sock, label_length + TRAILER.size, deadline)
     if rest is None:
         raise FrameError("connection closed inside a frame")
     try:
@@ -384,12 +430,26 @@ def read_frame(
     except UnicodeDecodeError:
         raise FrameError("step label is not ASCII") from None
     depth, length = TRAILER.unpack(rest[label_length:])
-    if length > max_payload:
-        raise FrameError(f"payload length {length} exceeds {max_payload}")
-    payload = _read_exact(sock, length) if length else b""
+    limit = payload_limit(kind, max_data_bytes)
+    if length > limit:
+        raise FrameError(f"a frame announces {length} payload bytes at step {step!r}, the limit is {limit}")
+    payload = _read_exact(sock, length, deadline) if length else b""
     if payload is None:
         raise FrameError("connection closed inside a frame")
     return kind, step, depth, payload
+
+
+def message_bound(profile: Profile, elements: int, comparisons: int) -> int:
+    """§12.6 Deployment over TLS: a bound on every message of a job, from its public shapes.
+
+    ``elements`` is the most ring elements in one tensor of the job (a dealt data set, an
+    activation or weight matrix); ``comparisons`` the most comparisons generated or run at
+    once. A message carries at most two components of one tensor, or one element of at most
+    l bits per bit of each comparison (k + 1 per comparison).
+    """
+    element_bytes = profile.ring.element_bytes
+    per_comparison = (profile.comparison_bits + 1) * element_bytes
+    return max(2 * elements * element_bytes, comparisons * per_comparison, 1)
 
 
 # --------------------------------------------------------------------------- run binding
@@ -408,6 +468,7 @@ class RunBinding:
     job: str = ""
     job_parameters: str = ""
     roles: tuple[str, ...] = ()
+    insecure_testing: bool = False
 
     def hello(self, party: int, config: ClusterConfig) -> dict[str, object]:
         """The hello payload party ``party`` sends (as canonical JSON)."""
@@ -421,10 +482,20 @@ class RunBinding:
             "job": self.job,
             "job_parameters": self.job_parameters,
             "roles": list(self.roles),
+            "insecure_testing": self.insecure_testing,
         }
 
 
-HELLO_FIELDS = ("version", "job", "run_id", "profile", "config", "job_parameters", "roles")
+HELLO_FIELDS = (
+    "version",
+    "insecure_testing",
+    "job",
+    "run_id",
+    "profile",
+    "config",
+    "job_parameters",
+    "roles",
+)
 """Compared in this order; the first difference names the refusal."""
 
 
@@ -436,13 +507,77 @@ def hello_mismatch(received: dict[str, object], expected: dict[str, object]) -> 
     return None
 
 
-def _decode_hello(payload: bytes) -> dict[str, object]:
+HELLO_TYPES: dict[str, type] = {
+    "version": int,
+    "party": int,
+    "role": str,
+    "run_id": str,
+    "profile": str,
+    "config": str,
+    "job": str,
+    "job_parameters": str,
+    "roles": list,
+    "insecure_testing": bool,
+    "announcement": object,
+}
+"""§12.6 Deployment over TLS: every field a hello has, and its JSON type (``object``: any value)."""
+
+
+def json_depth(text: bytes) -> int:
+    """§12.6 Deployment over TLS: the deepest nesting of arrays and objects in JSON ``text``.
+
+    Counted without parsing (brackets inside strings do not count), so that a deeply nested
+    hello is refused before a recursive parser sees it.
+    """
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
+def decode_hello(payload: bytes) -> dict[str, object]:
+    """§12.6 Deployment over TLS: a peer's hello, checked; FrameError saying what is wrong.
+
+    The hello must be at most ``MAX_HELLO_BYTES``, nested at most ``MAX_HELLO_DEPTH`` deep,
+    a UTF-8 JSON object with exactly the fields of :data:`HELLO_TYPES`, each of its type
+    (integers are not booleans), and ``roles`` a list of strings.
+    """
+    if len(payload) > MAX_HELLO_BYTES:
+        raise FrameError(f"malformed hello: {len(payload)} bytes, the limit is {MAX_HELLO_BYTES}")
+    if json_depth(payload) > MAX_HELLO_DEPTH:
+        raise FrameError(f"malformed hello: nested deeper than {MAX_HELLO_DEPTH} levels")
     try:
         value = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise FrameError("hello is not JSON") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise FrameError("malformed hello: not UTF-8 JSON") from None
     if not isinstance(value, dict):
-        raise FrameError("hello is not a JSON object")
+        raise FrameError("malformed hello: not a JSON object")
+    missing = sorted(set(HELLO_TYPES) - set(value))
+    unknown = sorted(set(value) - set(HELLO_TYPES))
+    if missing or unknown:
+        raise FrameError(f"malformed hello: missing fields {missing}, unknown fields {unknown}")
+    for name, kind in HELLO_TYPES.items():
+        field = value[name]
+        if not isinstance(field, kind) or (kind is int and isinstance(field, bool)):
+            raise FrameError(f"malformed hello: {name} is not a JSON {kind.__name__}")
+    roles = value["roles"]
+    assert isinstance(roles, list)
+    if not all(isinstance(role, str) for role in roles):
+        raise FrameError("malformed hello: roles is not a list of strings")
     return value
 
 
@@ -463,22 +598,73 @@ class _Outbox(queue.Queue[Envelope]):
         self.network.send_frame(self.peer, KIND_DATA, item.step, item.depth, item.payload)
 
 
+class BoundedInbox(queue.Queue[Envelope]):
+    """§12.6 Deployment over TLS: the receiving end of channel (peer, party), ``capacity`` bytes at most.
+
+    The reader thread's ``put`` waits while the queue is full (so the peer's writes wait in
+    TCP, not in this process's memory) and gives up when ``stopped()`` turns true. An empty
+    queue always takes one message, so a message up to the frame limit never waits forever.
+    """
+
+    def __init__(self, capacity: int, stopped: Callable[[], bool]) -> None:
+        super().__init__()
+        self.capacity = capacity
+        self.stopped = stopped
+        self.held = 0
+        self.space = threading.Condition()
+
+    @staticmethod
+    def cost(item: Envelope) -> int:
+        """What ``item`` is charged against the capacity (nothing for the abort signal)."""
+        return 0 if item is ABORT_SIGNAL else len(item.payload) + ENVELOPE_OVERHEAD_BYTES
+
+    def put(self, item: Envelope, block: bool = True, timeout: float | None = None) -> None:
+        cost = self.cost(item)
+        with self.space:
+            while cost and self.held and self.held + cost > self.capacity:
+                if self.stopped():
+                    return
+                self.space.wait(0.1)
+            self.held += cost
+        super().put(item, block, timeout)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Envelope:
+        item = super().get(block, timeout)
+        cost = self.cost(item)
+        if cost:
+            with self.space:
+                self.held -= cost
+                self.space.notify_all()
+        return item
+
+
 class TlsNetwork(Network):
     """§12.6 Deployment over TLS: party ``party``'s channels to every peer, over mutual TLS 1.3.
 
     ``roles[i]`` is the cluster role of party number i in this run (default: every role of
     the configuration, in its order). Call :meth:`connect` before running protocol code and
     :meth:`finish` then :meth:`close` after it. ``queues[(party, peer)]`` writes to the
-    peer; ``queues[(peer, party)]`` is fed by a reader thread. A role without an address
-    (a data holder) only connects out: it can send to servers, and nobody can send to it.
+    peer; ``queues[(peer, party)]`` is fed by a reader thread and holds at most
+    ``RECEIVE_QUEUE_MESSAGES`` messages of ``max_message_bytes`` (plus ``QUEUE_SLACK_BYTES``).
+    A data frame announcing more than ``max_message_bytes`` is refused before its payload is
+    read. A role without an address (a data holder) only connects out: it can send to
+    servers, and nobody can send to it.
     """
 
     def __init__(
-        self, party: int, config: ClusterConfig, binding: RunBinding, announcement: object = None
+        self,
+        party: int,
+        config: ClusterConfig,
+        binding: RunBinding,
+        announcement: object = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         roles = binding.roles or tuple(entry.role for entry in config.parties)
-        binding = RunBinding(binding.run_id, binding.profile, binding.job, binding.job_parameters, roles)
+        binding = dataclasses.replace(binding, roles=roles)
         super().__init__(len(roles), config.timeout_seconds)
+        if max_message_bytes < 1:
+            raise ValueError(f"max_message_bytes must be positive, got {max_message_bytes}")
+        self.max_message_bytes = max_message_bytes
         if not 0 <= party < self.parties:
             raise ValueError(f"party {party} is not in the run of {self.parties} parties")
         if len(set(roles)) != len(roles):
@@ -491,8 +677,10 @@ class TlsNetwork(Network):
         me = self.entries[party]
         self.targets = [peer for peer in self.peers if self.entries[peer].listens]
         self.sources = self.peers if me.listens else []
+        capacity = RECEIVE_QUEUE_MESSAGES * max_message_bytes + QUEUE_SLACK_BYTES
         for peer in self.peers:
             self.queues[(party, peer)] = _Outbox(self, peer)
+            self.queues[(peer, party)] = BoundedInbox(capacity, self._stopped)
         self.outgoing: dict[int, ssl.SSLSocket] = {}
         self.incoming: dict[int, ssl.SSLSocket] = {}
         self.send_locks = {peer: threading.Lock() for peer in self.peers}
@@ -504,6 +692,9 @@ class TlsNetwork(Network):
         self._listener: socket.socket | None = None
         self._closed = False
         self._abort_lock = threading.Lock()
+        self._accept_lock = threading.Lock()
+        self._accept_failures: list[BaseException] = []
+        self._accepting = True
         if me.key is None:
             raise ValueError(f"the configuration names no private key for {me.role}")
         check_private_key(me.key)
@@ -516,6 +707,9 @@ class TlsNetwork(Network):
         self.hello["announcement"] = announcement
         self.announcements: dict[int, object] = {}
         self.barrier = threading.Barrier(1)
+
+    def _stopped(self) -> bool:
+        return self._closed or self.aborted.is_set()
 
     def name(self, party: int) -> str:
         """``P<i>``, with the role when it differs (for example ``P3 (H1)``)."""
@@ -537,7 +731,7 @@ class TlsNetwork(Network):
     def _check_hello(self, peer: int, payload: bytes) -> str | None:
         """None and the peer's announcement noted if its hello agrees with ours, else what differs."""
         try:
-            hello = _decode_hello(payload)
+            hello = decode_hello(payload)
         except FrameError as error:
             return str(error)
         mismatch = hello_mismatch(hello, self._expected_hello(peer))
@@ -612,7 +806,9 @@ class TlsNetwork(Network):
                 last_error = error
                 time.sleep(0.05)
                 continue
+            handshake_deadline = min(deadline, time.monotonic() + self.config.handshake_timeout_seconds)
             try:
+                raw.settimeout(max(0.05, handshake_deadline - time.monotonic()))
                 tls = self.client_context.wrap_socket(raw, server_hostname=None)
             except (ssl.SSLError, OSError) as error:
                 raw.close()
@@ -625,10 +821,13 @@ class TlsNetwork(Network):
                     "cluster configuration"
                 )
             try:
-                tls.settimeout(max(0.05, deadline - time.monotonic()))
+                tls.settimeout(max(0.05, handshake_deadline - time.monotonic()))
                 tls.sendall(encode_frame(KIND_HELLO, "hello", 0, canonical_json(self.hello)))
-                reply = read_frame(tls, MAX_HELLO_BYTES)
-            except (OSError, FrameError) as error:
+                reply = read_frame(tls, 0, handshake_deadline)
+            except FrameError as error:
+                tls.close()
+                raise ProtocolAbort(f"P{self.party}: refused {where}: malformed hello: {error}") from None
+            except OSError as error:
                 tls.close()
                 raise ProtocolAbort(
                     f"P{self.party}: {where} dropped the connection before answering our hello "
@@ -661,65 +860,121 @@ class TlsNetwork(Network):
         )
 
     def _accept_all(self, listener: socket.socket, deadline: float) -> None:
-        while len(self.incoming) < len(self.sources):
-            if self._closed:
-                return
-            if time.monotonic() > deadline:
-                missing = ", ".join(self.name(peer) for peer in self.sources if peer not in self.incoming)
-                refused = f"; refused: {'; '.join(self.refusals)}" if self.refusals else ""
-                raise ProtocolAbort(
-                    f"P{self.party}: no authenticated connection from {missing} within "
-                    f"{self.config.connect_timeout_seconds} s{refused}"
-                )
-            try:
-                raw, address = listener.accept()
-            except TimeoutError:
-                continue
-            where = f"a peer at {address[0]}:{address[1]}"
-            raw.settimeout(max(0.05, deadline - time.monotonic()))
-            try:
-                tls = self.server_context.wrap_socket(raw, server_side=True)
-            except (ssl.SSLError, OSError) as error:
-                raw.close()
-                self.refusals.append(f"{where} failed the TLS handshake: {error}")
-                continue
-            der = tls.getpeercert(binary_form=True)
-            peer = None if der is None else self.fingerprints.get(certificate_fingerprint(der))
-            if peer is None or peer == self.party or peer in self.incoming:
-                tls.close()
-                self.refusals.append(f"{where} presented a certificate not pinned for any expected party")
-                continue
-            try:
-                frame = read_frame(tls, MAX_HELLO_BYTES)
-            except (OSError, FrameError) as error:
-                tls.close()
-                self.refusals.append(f"{self.name(peer)} at {address[0]} failed before its hello: {error}")
-                continue
-            if frame is None or frame[0] != KIND_HELLO:
-                tls.close()
-                self.refusals.append(f"{self.name(peer)} at {address[0]} sent no hello")
-                continue
-            mismatch = self._check_hello(peer, frame[3])
-            if mismatch is not None:
-                identity = mismatch.startswith(("its party ", "its role "))
-                if identity:
-                    mismatch = f"it presented {self.name(peer)}'s certificate but {mismatch}"
-                reason = f"P{self.party} refused {self.name(peer)}: {mismatch}"
-                with contextlib.suppress(OSError):
-                    tls.sendall(encode_frame(KIND_ABORT, "", 0, reason.encode("utf-8")))
-                tls.close()
-                if identity:  # not this run's peer: refuse it and keep accepting, as for a wrong certificate
-                    self.refusals.append(f"a peer at {address[0]}:{address[1]}: {mismatch}")
+        """§12.6 Deployment over TLS: accept until every source is in; one thread per handshake.
+
+        An idle or slow connection therefore holds only its own thread, for at most the
+        handshake timeout; at most ``MAX_PENDING_HANDSHAKES`` run at once.
+        """
+        handshakes: list[threading.Thread] = []
+        try:
+            while not self._all_accepted():
+                if self._closed:
+                    return
+                if self._accept_failures:
+                    raise self._accept_failures[0]
+                if time.monotonic() > deadline:
+                    raise self._accept_timeout()
+                try:
+                    raw, address = listener.accept()
+                except TimeoutError:
                     continue
-                raise ProtocolAbort(reason)
+                handshakes = [thread for thread in handshakes if thread.is_alive()]
+                if len(handshakes) >= MAX_PENDING_HANDSHAKES:
+                    raw.close()
+                    self._refuse(f"a peer at {address[0]}:{address[1]}: too many handshakes at once")
+                    continue
+                handshake = threading.Thread(
+                    target=self._handshake_incoming,
+                    args=(raw, address, deadline),
+                    name=f"P{self.party}-handshake",
+                    daemon=True,
+                )
+                handshake.start()
+                handshakes.append(handshake)
+        finally:
+            with self._accept_lock:
+                self._accepting = False
+
+    def _all_accepted(self) -> bool:
+        with self._accept_lock:
+            return len(self.incoming) == len(self.sources)
+
+    def _accept_timeout(self) -> ProtocolAbort:
+        with self._accept_lock:
+            missing = ", ".join(self.name(peer) for peer in self.sources if peer not in self.incoming)
+            refused = f"; refused: {'; '.join(self.refusals)}" if self.refusals else ""
+        return ProtocolAbort(
+            f"P{self.party}: no authenticated connection from {missing} within "
+            f"{self.config.connect_timeout_seconds} s{refused}"
+        )
+
+    def _refuse(self, reason: str) -> None:
+        with self._accept_lock:
+            self.refusals.append(reason)
+
+    def _handshake_incoming(self, raw: socket.socket, address: tuple[str, int], deadline: float) -> None:
+        """§12.6 Deployment over TLS: one connection's TLS handshake, certificate and hello, timed."""
+        handshake_deadline = min(deadline, time.monotonic() + self.config.handshake_timeout_seconds)
+        where = f"a peer at {address[0]}:{address[1]}"
+        raw.settimeout(max(0.05, handshake_deadline - time.monotonic()))
+        try:
+            tls = self.server_context.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError) as error:
+            raw.close()
+            self._refuse(f"{where} failed the TLS handshake: {error}")
+            return
+        try:
+            accepted = self._authenticate_incoming(tls, address, handshake_deadline)
+        except BaseException as error:  # a run-level refusal: the acceptor re-raises it
+            with self._accept_lock:
+                self._accept_failures.append(error)
+            accepted = False
+        if not accepted:
+            tls.close()
+
+    def _authenticate_incoming(self, tls: ssl.SSLSocket, address: tuple[str, int], deadline: float) -> bool:
+        """Check the certificate and the hello, answer it and keep the connection; False if refused."""
+        where = f"a peer at {address[0]}:{address[1]}"
+        der = tls.getpeercert(binary_form=True)
+        peer = None if der is None else self.fingerprints.get(certificate_fingerprint(der))
+        if peer is None or peer == self.party or peer not in self.sources:
+            self._refuse(f"{where} presented a certificate not pinned for any expected party")
+            return False
+        try:
+            frame = read_frame(tls, 0, deadline)
+        except OSError as error:
+            self._refuse(f"{self.name(peer)} at {address[0]} failed before its hello: {error}")
+            return False
+        except FrameError as error:
+            mismatch: str | None = f"malformed hello: {error}"
+        else:
+            if frame is None or frame[0] != KIND_HELLO:
+                self._refuse(f"{self.name(peer)} at {address[0]} sent no hello")
+                return False
+            mismatch = self._check_hello(peer, frame[3])
+        if mismatch is not None:
+            identity = mismatch.startswith(("its party ", "its role "))
+            if identity:
+                mismatch = f"it presented {self.name(peer)}'s certificate but {mismatch}"
+            reason = f"P{self.party} refused {self.name(peer)}: {mismatch}"
+            with contextlib.suppress(OSError):
+                tls.sendall(encode_frame(KIND_ABORT, "", 0, reason.encode("utf-8")))
+            if identity:  # not this run's peer: refuse it and keep accepting, as for a wrong certificate
+                self._refuse(f"{where}: {mismatch}")
+                return False
+            raise ProtocolAbort(reason)
+        with self._accept_lock:
+            if not self._accepting or peer in self.incoming:
+                self.refusals.append(f"{self.name(peer)} at {address[0]} connected twice")
+                return False
             try:
                 tls.sendall(encode_frame(KIND_HELLO, "hello", 0, canonical_json(self.hello)))
             except OSError as error:
-                tls.close()
                 self.refusals.append(f"{self.name(peer)} at {address[0]} left during the hello: {error}")
-                continue
+                return False
             tls.settimeout(None)
             self.incoming[peer] = tls
+        return True
 
     # ------------------------------------------------------------------ traffic
 
@@ -751,7 +1006,7 @@ class TlsNetwork(Network):
         name = self.name(peer)
         while True:
             try:
-                frame = read_frame(sock)
+                frame = read_frame(sock, self.max_message_bytes)
             except FrameError as error:
                 self.abort(f"malformed frame from {name} after step {self.last_step[peer]!r}: {error}")
                 return
@@ -836,6 +1091,26 @@ class TlsNetwork(Network):
             self._listener = None
 
 
+class PinnedKeysError(ValueError):
+    """§12.6 Deployment over TLS: pinned keys without the insecure-testing setting, or the reverse."""
+
+
+def check_key_setting(seed: bytes | None, insecure_testing: bool) -> None:
+    """§12.6 Deployment over TLS: a deployed party draws its keys from the OS unless explicitly testing.
+
+    A seed pins every party's keys (any party could compute the keys it must not hold, and
+    they repeat across runs), so it is refused unless ``insecure_testing`` is set; the
+    setting without a seed is refused too, so that it never lingers in a production command.
+    """
+    if seed is not None and not insecure_testing:
+        raise PinnedKeysError(
+            "pinned keys (a seed) are refused in a deployment: every party's keys would follow from "
+            "the seed; keys come from the OS (tests only: the insecure-testing setting, at every party)"
+        )
+    if seed is None and insecure_testing:
+        raise PinnedKeysError("the insecure-testing setting only goes with pinned keys (a seed)")
+
+
 @dataclass
 class PartyRun(Generic[Result]):
     """§12.6 Deployment over TLS: one party's output, accounting and the farewells it received."""
@@ -859,23 +1134,29 @@ def run_party_over_tls(
     roles: Sequence[str] = (),
     farewell: Callable[[Result], bytes] | None = None,
     announcement: object = None,
+    insecure_testing: bool = False,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> PartyRun[Result]:
     """§12.6 Deployment over TLS: run ``program`` as party ``party`` in this process.
 
     Connects to every peer and exchanges hellos binding ``run_id``, the profile, the
-    configuration, ``job``, ``job_parameters`` and ``roles`` (party number -> cluster role;
-    default every role of the configuration in order), with ``announcement`` (public JSON
-    data, e.g. input shapes) in this party's hello; then runs §3 key setup with ``seed``
-    and ``program(ctx)``, says goodbye (carrying ``farewell(output)``) and returns a
-    :class:`PartyRun`. Any error aborts every peer and is re-raised here.
+    configuration, ``job``, ``job_parameters``, ``roles`` (party number -> cluster role;
+    default every role of the configuration in order) and ``insecure_testing``, with
+    ``announcement`` (public JSON data, e.g. input shapes) in this party's hello; then runs
+    §3 key setup and ``program(ctx)``, says goodbye (carrying ``farewell(output)``) and
+    returns a :class:`PartyRun`. Keys come from the OS; a ``seed`` pins them only with
+    ``insecure_testing`` (:func:`check_key_setting`), which every peer must share. Data
+    frames of more than ``max_message_bytes`` are refused. Any error aborts every peer and
+    is re-raised here.
     """
     from refimpl.randomness import setup_keys
 
+    check_key_setting(seed, insecure_testing)
     chosen_config = config if isinstance(config, ClusterConfig) else load_cluster_config(config)
     chosen = profile if profile is not None else chosen_config.profile
     chosen_profile = get_profile(chosen) if isinstance(chosen, str) else chosen
-    binding = RunBinding(run_id, chosen_profile.name, job, job_parameters, tuple(roles))
-    network = TlsNetwork(party, chosen_config, binding, announcement)
+    binding = RunBinding(run_id, chosen_profile.name, job, job_parameters, tuple(roles), insecure_testing)
+    network = TlsNetwork(party, chosen_config, binding, announcement, max_message_bytes)
     network.connect()
     ctx = PartyContext(party, network, chosen_profile, keep_transcript)
     try:

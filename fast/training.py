@@ -15,6 +15,8 @@ from fast.ring import Array, Share, dtype_of
 from fast.sharing import public_share, reveal, sub
 from refimpl.ring import Profile, ShapeError
 from refimpl.training import (
+    MAX_MODEL_HEADER_BYTES,
+    MAX_MODEL_PAYLOAD_BYTES,
     MODEL_FORMAT_VERSION,
     MODEL_MAGIC,
     PUBLIC_SEED_BYTES,
@@ -25,20 +27,27 @@ from refimpl.training import (
     TrainingConfigError,
     check_model_consistency,
     check_model_header,
+    check_payload_length,
     check_run_id,
     comparisons_for_evaluation,
     comparisons_for_forward,
     comparisons_for_training_step,
+    component_length,
+    declared_payload_bytes,
     encode_model_file,
     header_fields,
+    model_payload_bytes,
     public_key,
     read_model_file,
+    read_model_header,
     weight_bound,
     write_atomically,
 )
 from refimpl.transport import PartyContext
 
 __all__ = [
+    "MAX_MODEL_HEADER_BYTES",
+    "MAX_MODEL_PAYLOAD_BYTES",
     "MODEL_FORMAT_VERSION",
     "MODEL_MAGIC",
     "PUBLIC_SEED_BYTES",
@@ -52,12 +61,15 @@ __all__ = [
     "check_batch",
     "check_model_consistency",
     "check_model_header",
+    "check_payload_length",
     "check_run_id",
     "comparisons_for_evaluation",
     "comparisons_for_forward",
     "comparisons_for_training_step",
     "component_bytes",
+    "component_length",
     "correct_count",
+    "declared_payload_bytes",
     "encode_model_file",
     "epoch_order",
     "forward",
@@ -65,9 +77,11 @@ __all__ = [
     "initial_weights",
     "load_model_shares",
     "loss_gradient",
+    "model_payload_bytes",
     "public_key",
     "public_words",
     "read_model_file",
+    "read_model_header",
     "save_model_shares",
     "share_model",
     "split_component",
@@ -254,7 +268,11 @@ def save_model_shares(
 
 
 def split_component(ring_bits: int, data: bytes, architecture: Architecture) -> list[Array]:
-    """§9.7 Model share files: one component's bytes back into one array per layer."""
+    """§9.7 Model share files: one component's bytes back into one array per layer.
+
+    Raises ModelFileError unless ``data`` is exactly one component of ``architecture``.
+    """
+    check_payload_length("a model component", ring_bits, 2 * len(data), architecture)
     values = np.frombuffer(data, dtype=np.dtype(f"<u{ring_bits // 8}")).astype(np.dtype(f"u{ring_bits // 8}"))
     layers, offset = [], 0
     for rows, columns in architecture.weight_shapes:
@@ -269,6 +287,7 @@ def load_model_shares(
     """§9.7 Model share files: P_i's model from its file, every field checked; returns it and the run id."""
     header, first, second = read_model_file(path)
     check_model_header(path, header, ctx, architecture, run_id)
+    check_payload_length(path, ctx.profile.ring_bits, len(first) + len(second), architecture)
     check_model_consistency(ctx, path, header)
     bits = ctx.profile.ring_bits
     firsts, seconds = split_component(bits, first, architecture), split_component(bits, second, architecture)

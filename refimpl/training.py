@@ -12,6 +12,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from refimpl.arithmetic import matmul_truncate, mul
 from refimpl.comparison import comparisons_for_max, max_and_argmax, relu_and_derivative
@@ -288,6 +289,10 @@ def check_batch(model: list[Share], x: Share, labels: Share) -> None:
 MODEL_MAGIC = b"MP-BADNET model shares\n"
 MODEL_FORMAT_VERSION = 1
 RUN_ID_BYTES = 16
+MAX_MODEL_HEADER_BYTES = 1 << 16
+"""The longest header line a reader accepts."""
+MAX_MODEL_PAYLOAD_BYTES = 1 << 30
+"""The largest payload a reader accepts (a default model needs 1,892,512 bytes)."""
 
 
 class ModelFileError(ValueError):
@@ -359,15 +364,41 @@ def save_model_shares(
 
 
 def read_model_file(path: str) -> tuple[dict[str, object], bytes, bytes]:
-    """§9.7 Model share files: the header and both payload halves, with the format checked."""
+    """§9.7 Model share files: the header and both payload halves, with the format checked.
+
+    Reads the header line (at most ``MAX_MODEL_HEADER_BYTES``), then refuses a file whose size
+    is not exactly what the header says before reading its payload; never reads more than
+    the header says plus one byte.
+    """
     with open(path, "rb") as handle:
-        content = handle.read()
-    if not content.startswith(MODEL_MAGIC):
+        header, offset = read_model_header(path, handle)
+        declared = declared_payload_bytes(path, header)
+        size = os.fstat(handle.fileno()).st_size
+        if size != offset + declared:
+            raise ModelFileError(
+                f"{path}: the file is {size} bytes, its header line and payload_bytes say {offset + declared}"
+            )
+        payload = handle.read(declared + 1)
+    if len(payload) != declared:
+        raise ModelFileError(f"{path}: payload is {len(payload)} bytes, header says {declared}")
+    half = len(payload) // 2
+    first, second = payload[:half], payload[half:]
+    if [hashlib.sha256(first).hexdigest(), hashlib.sha256(second).hexdigest()] != header.get("digests"):
+        raise ModelFileError(f"{path}: payload digest mismatch (corrupt or altered file)")
+    return header, first, second
+
+
+def read_model_header(path: str, handle: BinaryIO) -> tuple[dict[str, object], int]:
+    """§9.7 Model share files: the magic and the header line; returns the header and the payload offset."""
+    start = handle.read(len(MODEL_MAGIC) + MAX_MODEL_HEADER_BYTES + 1)
+    if not start.startswith(MODEL_MAGIC):
         raise ModelFileError(f"{path}: not an MP-BADNET model share file (bad magic)")
-    end = content.find(b"\n", len(MODEL_MAGIC))
+    end = start.find(b"\n", len(MODEL_MAGIC))
+    if end < 0:
+        raise ModelFileError(f"{path}: no header line within {MAX_MODEL_HEADER_BYTES} bytes")
     try:
-        header = json.loads(content[len(MODEL_MAGIC) : end])
-    except (ValueError, UnicodeDecodeError) as error:
+        header = json.loads(start[len(MODEL_MAGIC) : end])
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise ModelFileError(f"{path}: unreadable header: {error}") from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{path}: the header is not a JSON object")
@@ -380,16 +411,39 @@ def read_model_file(path: str) -> tuple[dict[str, object], bytes, bytes]:
         or any(c not in "0123456789abcdef" for c in run)
     ):
         raise ModelFileError(f"{path}: the run id {run!r} is not {RUN_ID_BYTES} bytes of lower-case hex")
-    payload = content[end + 1 :]
-    if len(payload) != header.get("payload_bytes"):
+    handle.seek(end + 1)
+    return header, end + 1
+
+
+def declared_payload_bytes(path: str, header: dict[str, object]) -> int:
+    """§9.7 Model share files: the header's ``payload_bytes``, an even integer of at most the limit."""
+    declared = header.get("payload_bytes")
+    if type(declared) is not int or not 0 <= declared <= MAX_MODEL_PAYLOAD_BYTES or declared % 2:
         raise ModelFileError(
-            f"{path}: payload is {len(payload)} bytes, header says {header.get('payload_bytes')}"
+            f"{path}: payload_bytes {declared!r} is not an even byte count "
+            f"of at most {MAX_MODEL_PAYLOAD_BYTES}"
         )
-    half = len(payload) // 2
-    first, second = payload[:half], payload[half:]
-    if [hashlib.sha256(first).hexdigest(), hashlib.sha256(second).hexdigest()] != header.get("digests"):
-        raise ModelFileError(f"{path}: payload digest mismatch (corrupt or altered file)")
-    return header, first, second
+    return declared
+
+
+def model_payload_bytes(ring_bits: int, architecture: Architecture) -> int:
+    """§9.7 Model share files: the payload length the architecture needs, two components of every layer."""
+    return 2 * component_length(ring_bits, architecture)
+
+
+def component_length(ring_bits: int, architecture: Architecture) -> int:
+    """§9.7 Model share files: the bytes of one component of every layer."""
+    return sum(rows * columns for rows, columns in architecture.weight_shapes) * (ring_bits // 8)
+
+
+def check_payload_length(path: str, ring_bits: int, payload: int, architecture: Architecture) -> None:
+    """§9.7 Model share files: the payload must be exactly what the architecture needs."""
+    needed = model_payload_bytes(ring_bits, architecture)
+    if payload != needed:
+        raise ModelFileError(
+            f"{path}: payload is {payload} bytes, the {architecture.describe()} model needs {needed} "
+            f"at {ring_bits} bits per element"
+        )
 
 
 def check_model_header(
@@ -403,7 +457,11 @@ def check_model_header(
 
 
 def split_component(ring_bits: int, data: bytes, architecture: Architecture) -> list[list[int]]:
-    """§9.7 Model share files: one component's bytes back into one list per layer."""
+    """§9.7 Model share files: one component's bytes back into one list per layer.
+
+    Raises ModelFileError unless ``data`` is exactly one component of ``architecture``.
+    """
+    check_payload_length("a model component", ring_bits, 2 * len(data), architecture)
     width = ring_bits // 8
     layers, offset = [], 0
     for rows, columns in architecture.weight_shapes:
@@ -420,6 +478,7 @@ def load_model_shares(
     """§9.7 Model share files: P_i's model from its file, every field checked; returns it and the run id."""
     header, first, second = read_model_file(path)
     check_model_header(path, header, ctx, architecture, run_id)
+    check_payload_length(path, ctx.profile.ring_bits, len(first) + len(second), architecture)
     check_model_consistency(ctx, path, header)
     bits = ctx.profile.ring_bits
     firsts, seconds = split_component(bits, first, architecture), split_component(bits, second, architecture)

@@ -141,7 +141,8 @@ def _party_main(
     program: Callable[[PartyContext], Any], party: int, config: str, results: Any, options: dict[str, Any]
 ) -> None:
     try:
-        run = run_party_over_tls(program, party, config, **{"seed": SEED, "run_id": RUN_ID, **options})
+        pinned = {"seed": SEED, "insecure_testing": True, "run_id": RUN_ID}
+        run = run_party_over_tls(program, party, config, **{**pinned, **options})
         results.put((party, "ok", run.output, run.stats.transcript_hash, run.stats.rounds))
     except BaseException as error:
         results.put((party, type(error).__name__, f"{error}\n{traceback.format_exc()}", None, None))

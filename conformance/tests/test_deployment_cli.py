@@ -37,6 +37,7 @@ JOB = [
     "--train-records", "256",
     "--test-records", "100",
     "--epochs", "1",
+    "--insecure-testing",
     "--seed", "5",
     "--quiet",
 ]  # fmt: skip
@@ -150,7 +151,7 @@ def test_commands_refuse_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture
         (["party", "--role", "H1", "--config", config, *JOB], "runs a server role"),
         (["holder", "--role", "P1", "--config", config, *JOB], "runs a data-holder role"),
         (["party", "--role", "P0", "--config", config, "--run-id", "xyz", *JOB], "is not 32 hex digits"),
-        (["party", "--role", "P0", "--config", config, *JOB[:-3], "--quiet"], "--run-id is required"),
+        (["party", "--role", "P0", "--config", config, *JOB[:-4], "--quiet"], "--run-id is required"),
         (["party", "--role", "P0", "--config", str(tmp_path / "none.toml"), *JOB], "cannot read"),
     ]
     for arguments, expected in cases:

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(
 ROLES = ("P0", "P1", "P2", "P3", "EVAL")
 DETECT = [
     "detect", "--layers", "784,16,10", "--labels", "1,0", "--max-steps", "2", "--images", "64",
-    "--seed", "7", "--quiet", "--no-figures",
+    "--insecure-testing", "--seed", "7", "--quiet", "--no-figures",
 ]  # fmt: skip
 
 
