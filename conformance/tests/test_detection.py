@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import fast.detection
 import fast.training
 import refimpl.detection
+from conformance.expect import raises_exactly
 from fast import plaintext
 from fast.detection import CostSchedule, DetectionSettings, reverse_engineer
 from fast.mnist import MnistData, load_mnist
@@ -109,9 +110,9 @@ def test_mad_zero(module: object) -> None:
 @pytest.mark.parametrize("bad", [[], [1.0, -1.0], [1.0, math.nan], [math.inf, 1.0]])
 def test_anomaly_indices_rejects(module: object, bad: list[float]) -> None:
     """§11.2: no norms, a negative or a non-finite norm: ``ValueError``."""
-    with pytest.raises(ValueError):
+    with raises_exactly(ValueError):
         module.anomaly_indices(bad)  # type: ignore[attr-defined]
-    with pytest.raises(ValueError):
+    with raises_exactly(ValueError):
         module.flagged_labels(bad)  # type: ignore[attr-defined]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conformance.expect import raises_exactly
 from fast import cli
 from fast.detection_job import STOP, decode_control, encode_control
 from refimpl.transport import WireFormatError
@@ -72,11 +73,11 @@ def test_short_secure_detection_writes_report_and_figures(model_directory: Path,
 
 
 def test_detect_refuses_bad_requests(model_directory: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not one of the model's 10 classes"):
+    with raises_exactly(ValueError, match="not one of the model's 10 classes"):
         cli.main(["detect", str(model_directory), "--labels", "10", "--output", str(tmp_path), "--quiet"])
-    with pytest.raises(ValueError, match="images"):
+    with raises_exactly(ValueError, match="images"):
         cli.main(["detect", str(model_directory), "--images", "8", "--output", str(tmp_path), "--quiet"])
-    with pytest.raises(FileNotFoundError):
+    with raises_exactly(FileNotFoundError):
         cli.main(["detect", str(tmp_path / "missing"), "--output", str(tmp_path), "--quiet"])
 
 
@@ -84,7 +85,7 @@ def test_control_messages_are_checked() -> None:
     batch = np.arange(32, dtype=np.int64)
     assert decode_control(encode_control(6, batch), 256, 10)[0] == 6
     assert decode_control(encode_control(STOP, batch), 256, 10)[0] == STOP
-    with pytest.raises(WireFormatError, match="label 10"):
+    with raises_exactly(WireFormatError, match="label 10"):
         decode_control(encode_control(10, batch), 256, 10)
-    with pytest.raises(WireFormatError, match="outside"):
+    with raises_exactly(WireFormatError, match="outside"):
         decode_control(encode_control(1, batch + 250), 256, 10)
