@@ -11,7 +11,6 @@ import hashlib
 import importlib
 import inspect
 import math
-import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from hypothesis import strategies as st
 import refimpl.backdoor
 from conformance.expect import raises_exactly
 from conformance.harness import selected_names
+from conformance.requirements import mnist_mark
 from refimpl.backdoor import (
     PoisonConfig,
     Trigger,
@@ -433,9 +433,7 @@ def test_refimpl_and_fast_poison_the_same_images(side: int, data: st.DataObject)
         assert reference == vectorised, name
 
 
-@pytest.mark.skipif(
-    not os.environ.get("MPBADNET_MNIST_DIR"), reason="MPBADNET_MNIST_DIR is unset: no real MNIST"
-)
+@mnist_mark()
 @pytest.mark.skipif("fast" not in selected_names(), reason="MPBADNET_IMPLEMENTATIONS excludes fast")
 def test_real_mnist_defaults() -> None:
     """The paper's setting on the real training set: 6,000 images of holder 0, the 4 x 4 square, label 6."""

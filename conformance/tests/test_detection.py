@@ -20,6 +20,7 @@ import fast.detection
 import fast.training
 import refimpl.detection
 from conformance.expect import raises_exactly
+from conformance.requirements import mnist_mark
 from fast import plaintext
 from fast.detection import CostSchedule, DetectionSettings, reverse_engineer
 from fast.mnist import MnistData, load_mnist
@@ -224,9 +225,7 @@ def trained_infected_model(data: MnistData) -> list[np.ndarray]:
     return weights
 
 
-@pytest.mark.skipif(
-    not os.environ.get("MPBADNET_MNIST_DIR"), reason="MPBADNET_MNIST_DIR is not set (the noxfile sets it)"
-)
+@mnist_mark()
 def test_detect_plaintext_infected_model_labels_6_and_0() -> None:
     """§11.6: on an infected float64 model, label 6's best mask is far smaller than label 0's."""
     data = load_mnist(os.environ["MPBADNET_MNIST_DIR"])

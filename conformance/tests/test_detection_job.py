@@ -9,20 +9,18 @@ report, the reversed triggers and the figures. The plaintext baseline on the sam
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conformance.expect import raises_exactly
+from conformance.requirements import mnist_mark
 from fast import cli
 from fast.detection_job import STOP, decode_control, encode_control
 from refimpl.transport import WireFormatError
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("MPBADNET_MNIST_DIR"), reason="MPBADNET_MNIST_DIR is not set (the noxfile sets it)"
-)
+pytestmark = mnist_mark()
 
 SHORT = ["--labels", "6,0", "--max-steps", "3", "--images", "256", "--quiet"]
 

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 import refimpl.mnist
 from conformance.expect import raises_exactly
 from conformance.harness import selected_names
+from conformance.requirements import mnist_mark
 from refimpl.mnist import (
     ENV_DIRECTORY,
     ENV_NO_DOWNLOAD,
@@ -42,10 +43,7 @@ from refimpl.mnist import (
 
 SPEC = Path(__file__).resolve().parents[2] / "spec"
 REAL_DIRECTORY = os.environ.get(ENV_DIRECTORY, "")
-NEEDS_REAL_MNIST = pytest.mark.skipif(
-    not REAL_DIRECTORY,
-    reason=f"{ENV_DIRECTORY} is unset: the real MNIST files are not available (nox sets it)",
-)
+NEEDS_REAL_MNIST = mnist_mark()
 IMPLEMENTATIONS = pytest.mark.parametrize("impl_name", selected_names())
 BOTH = pytest.mark.skipif(
     set(selected_names()) != {"refimpl", "fast"},

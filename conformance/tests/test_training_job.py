@@ -7,17 +7,13 @@ working trigger; the summary and the model share files must be written and loada
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import pytest
-
+from conformance.requirements import mnist_mark
 from fast import cli
 from fast.training import read_model_file
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("MPBADNET_MNIST_DIR"), reason="MPBADNET_MNIST_DIR is not set (the noxfile sets it)"
-)
+pytestmark = mnist_mark()
 
 
 def test_one_epoch_on_a_subset_learns_and_plants_the_backdoor(tmp_path: Path) -> None:
