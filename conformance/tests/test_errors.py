@@ -361,7 +361,7 @@ def test_truncation_parameters(impl_name: str, profile: str, data: st.DataObject
     else:
         bits = data.draw(st.integers(1, 3), label="bits")
     x = replicate(data.draw(share_triples(ring, 2), label="x"))
-    with raises_exactly(ValueError):
+    with raises_exactly(ValueError, match="cannot truncate"):
         _case(impl, Case("truncate", profile, ring_name, (2,), x=x, bits=bits))
 
 
@@ -449,7 +449,7 @@ def test_lift_bits_needs_z2(impl_name: str, profile: str, data: st.DataObject) -
     operation = data.draw(st.sampled_from(["lift_bits", "bit_to_ring"]), label="operation")
     shape = data.draw(shapes(max_elements=3), label="shape")
     x = replicate(data.draw(share_triples(source, element_count(shape)), label="x"))
-    with raises_exactly(ValueError):
+    with raises_exactly(ValueError, match="expects a sharing in Z2"):
         _case(impl, Case(operation, profile, source.name, shape, x=x, target=target))
 
 
@@ -465,7 +465,7 @@ def test_reciprocal_upper_below_one(impl_name: str, profile: str, data: st.DataO
         label="upper",
     )
     x = replicate(data.draw(share_triples(ring, 2), label="x"))
-    with raises_exactly(ValueError):
+    with raises_exactly(ValueError, match="upper bound of at least 1"):
         _case(impl, Case("reciprocal", profile, ring.name, (2,), x=x, upper=upper))
 
 
