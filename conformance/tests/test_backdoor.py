@@ -11,7 +11,6 @@ import hashlib
 import importlib
 import inspect
 import math
-import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +23,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import refimpl.backdoor
+from conformance.expect import raises_exactly
 from conformance.harness import selected_names
+from conformance.requirements import mnist_mark
 from refimpl.backdoor import (
     PoisonConfig,
     Trigger,
@@ -167,7 +168,7 @@ def test_default_trigger_is_the_bottom_right_square() -> None:
     ],
 )
 def test_invalid_trigger(fields: dict[str, Any], pattern: str) -> None:
-    with pytest.raises(ValueError, match=pattern):
+    with raises_exactly(ValueError, match=pattern):
         Trigger(**fields)
 
 
@@ -195,13 +196,13 @@ def test_stamp(impl_name: str, data: st.DataObject, side: int) -> None:
 @IMPLEMENTATIONS
 def test_stamp_errors(impl_name: str) -> None:
     module = backdoor_module(impl_name)
-    with pytest.raises(ValueError, match="outside a 4 x 4 image"):
+    with raises_exactly(ValueError, match="outside a 4 x 4 image"):
         module.stamp(as_input(impl_name, [[0] * 16], 4), Trigger(), 4)
-    with pytest.raises(ValueError, match="side must be a positive integer"):
+    with raises_exactly(ValueError, match="side must be a positive integer"):
         module.stamp(as_input(impl_name, [], 1), Trigger(height=1, width=1, row=0, column=0), 0)
-    with pytest.raises(ValueError):
+    with raises_exactly(ValueError):
         module.stamp([[0] * 15], Trigger(height=1, width=1, row=0, column=0), 4)
-    with pytest.raises(ValueError):
+    with raises_exactly(ValueError):
         module.stamp([[0] * 15 + [256]], Trigger(height=1, width=1, row=0, column=0), 4)
 
 
@@ -221,9 +222,9 @@ def test_partition_errors_and_mnist() -> None:
     assert partition(60000, 5) == [(12000 * j, 12000 * (j + 1)) for j in range(5)]
     assert partition(7, 3) == [(0, 3), (3, 5), (5, 7)]
     assert partition(1, 3) == [(0, 1), (1, 1), (1, 1)]
-    with pytest.raises(ValueError, match="at least one data holder"):
+    with raises_exactly(ValueError, match="at least one data holder"):
         partition(10, 0)
-    with pytest.raises(ValueError, match="non-negative"):
+    with raises_exactly(ValueError, match="non-negative"):
         partition(-1, 2)
 
 
@@ -250,12 +251,12 @@ def test_partition_errors_and_mnist() -> None:
     ],
 )
 def test_invalid_config(fields: dict[str, Any], pattern: str) -> None:
-    with pytest.raises(ValueError, match=pattern):
+    with raises_exactly(ValueError, match=pattern):
         PoisonConfig(**{"seed": 1, **fields})
 
 
 def test_config_needs_a_seed() -> None:
-    with pytest.raises(TypeError):
+    with raises_exactly(TypeError):
         PoisonConfig()  # type: ignore[call-arg]
 
 
@@ -283,7 +284,7 @@ def test_poison_counts(count: int, data: st.DataObject) -> None:
     held = sum(sizes[j] for j in config.malicious)
     total = poison_total(count, config.rate)
     if total > held:
-        with pytest.raises(ValueError, match=f"asks for {total} poisoned images.*hold only {held}"):
+        with raises_exactly(ValueError, match=f"asks for {total} poisoned images.*hold only {held}"):
             poison_counts(count, config)
         return
     counts = poison_counts(count, config)
@@ -300,7 +301,7 @@ def test_poison_counts_largest_remainder() -> None:
     config = PoisonConfig(seed=1, rate=0.5, malicious=(2, 1, 0))
     assert poison_counts(61, config) == [11, 10, 10, 0, 0]
     assert poison_counts(60000, PoisonConfig(seed=1)) == [6000, 0, 0, 0, 0]
-    with pytest.raises(ValueError, match=r"lower the rate or add malicious holders"):
+    with raises_exactly(ValueError, match=r"lower the rate or add malicious holders"):
         poison_counts(60000, PoisonConfig(seed=1, rate=0.25))
 
 
@@ -324,7 +325,7 @@ def test_select_poisoned_takes_the_smallest_tags(
 
 @IMPLEMENTATIONS
 def test_select_poisoned_count_too_large(impl_name: str) -> None:
-    with pytest.raises(ValueError, match="cannot choose 4 of 3"):
+    with raises_exactly(ValueError, match="cannot choose 4 of 3"):
         backdoor_module(impl_name).select_poisoned(bytes(32), 3, 4)
 
 
@@ -373,7 +374,7 @@ def test_poison_label_errors(impl_name: str, labels: list[int], pattern: str) ->
     images = as_input(impl_name, [[0] * 4] * 3, 2)
     config = PoisonConfig(seed=1, trigger=Trigger(height=1, width=1, row=1, column=1), holders=1)
     given_labels = np.array(labels) if impl_name == "fast" else labels
-    with pytest.raises(ValueError, match=pattern):
+    with raises_exactly(ValueError, match=pattern):
         backdoor_module(impl_name).poison_training_set(images, given_labels, config, 2)
 
 
@@ -432,9 +433,7 @@ def test_refimpl_and_fast_poison_the_same_images(side: int, data: st.DataObject)
         assert reference == vectorised, name
 
 
-@pytest.mark.skipif(
-    not os.environ.get("MPBADNET_MNIST_DIR"), reason="MPBADNET_MNIST_DIR is unset: no real MNIST"
-)
+@mnist_mark()
 @pytest.mark.skipif("fast" not in selected_names(), reason="MPBADNET_IMPLEMENTATIONS excludes fast")
 def test_real_mnist_defaults() -> None:
     """The paper's setting on the real training set: 6,000 images of holder 0, the 4 x 4 square, label 6."""

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conformance.expect import raises_exactly
 from conformance.loopback import free_ports
 from fast.arithmetic import mul
 from fast.comparison import relu
@@ -217,7 +218,7 @@ def test_private_key_must_be_private(tmp_path: Path) -> None:
     key = config.parties[0].key
     assert key is not None
     key.chmod(0o644)
-    with pytest.raises(ValueError, match=r"accessible to other users .*chmod 600"):
+    with raises_exactly(ValueError, match=r"accessible to other users .*chmod 600"):
         TlsNetwork(0, config, RunBinding(RUN_ID, "wide"))
 
 

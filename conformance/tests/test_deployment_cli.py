@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from conformance.loopback import free_ports
+from conformance.requirements import mnist_mark
 from fast import cli
 from fast.deploy_cli import _add_train, _build_train
 from fast.deployment import load_cluster_config
@@ -41,9 +42,7 @@ JOB = [
     "--seed", "5",
     "--quiet",
 ]  # fmt: skip
-needs_mnist = pytest.mark.skipif(
-    not os.environ.get("MPBADNET_MNIST_DIR"), reason="MPBADNET_MNIST_DIR is not set (the noxfile sets it)"
-)
+needs_mnist = mnist_mark()
 
 
 def _keygen(directory: Path, connect_timeout: float = 20.0, timeout: float = 20.0) -> Path:

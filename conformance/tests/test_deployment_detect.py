@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from conformance.loopback import free_ports
+from conformance.requirements import mnist_mark
 from conformance.tests.test_deployment_cli import JOB, MAIN, ROOT
 from fast import cli
 from fast.deploy_cli import _add_train, _build_train
@@ -26,9 +27,7 @@ from fast.detection import DetectionSettings
 from fast.detection_job import DetectJob, run_detection
 from fast.pipeline import run_training
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("MPBADNET_MNIST_DIR"), reason="MPBADNET_MNIST_DIR is not set (the noxfile sets it)"
-)
+pytestmark = mnist_mark()
 
 ROLES = ("P0", "P1", "P2", "P3", "EVAL")
 DETECT = [

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 import fast.detection
 import fast.training
 import refimpl.detection
+from conformance.expect import raises_exactly
+from conformance.requirements import mnist_mark
 from fast import plaintext
 from fast.detection import CostSchedule, DetectionSettings, reverse_engineer
 from fast.mnist import MnistData, load_mnist
@@ -109,9 +111,9 @@ def test_mad_zero(module: object) -> None:
 @pytest.mark.parametrize("bad", [[], [1.0, -1.0], [1.0, math.nan], [math.inf, 1.0]])
 def test_anomaly_indices_rejects(module: object, bad: list[float]) -> None:
     """§11.2: no norms, a negative or a non-finite norm: ``ValueError``."""
-    with pytest.raises(ValueError):
+    with raises_exactly(ValueError):
         module.anomaly_indices(bad)  # type: ignore[attr-defined]
-    with pytest.raises(ValueError):
+    with raises_exactly(ValueError):
         module.flagged_labels(bad)  # type: ignore[attr-defined]
 
 
@@ -223,9 +225,7 @@ def trained_infected_model(data: MnistData) -> list[np.ndarray]:
     return weights
 
 
-@pytest.mark.skipif(
-    not os.environ.get("MPBADNET_MNIST_DIR"), reason="MPBADNET_MNIST_DIR is not set (the noxfile sets it)"
-)
+@mnist_mark()
 def test_detect_plaintext_infected_model_labels_6_and_0() -> None:
     """§11.6: on an infected float64 model, label 6's best mask is far smaller than label 0's."""
     data = load_mnist(os.environ["MPBADNET_MNIST_DIR"])

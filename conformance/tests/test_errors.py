@@ -30,6 +30,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conformance.expect import raises_exactly
 from conformance.harness import Implementation, implementation, selected_names
 from conformance.operations import Case, PartyShares, replicate, run_case
 from conformance.strategies import (
@@ -93,7 +94,7 @@ def test_fixed_point_out_of_range(impl_name: str, profile: str, data: st.DataObj
     bad = data.draw(_out_of_range(profile), label="bad")
     position = data.draw(st.integers(0, len(good)), label="position")
     reals = [*good[:position], bad, *good[position:]]
-    with pytest.raises(FixedPointRangeError):
+    with raises_exactly(FixedPointRangeError):
         impl.ring.encode_fixed(get_profile(profile), impl.floats(reals))
 
 
@@ -113,9 +114,9 @@ def test_shape_mismatch(impl_name: str, profile: str, data: st.DataObject) -> No
     y = replicate(data.draw(share_triples(ring, element_count(y_shape)), label="y"))
     left, right = impl.make_share(ring, x_shape, *x[0]), impl.make_share(ring, y_shape, *y[0])
     for function in (impl.sharing.add, impl.sharing.sub, impl.arithmetic.local_products):
-        with pytest.raises(ShapeError):
+        with raises_exactly(ShapeError):
             function(left, right)
-    with pytest.raises(ShapeError):
+    with raises_exactly(ShapeError):
         _case(impl, Case("mul", profile, ring.name, x_shape, x=x, y=y, y_shape=y_shape))
 
 
@@ -133,7 +134,7 @@ def test_ring_mismatch(impl_name: str, profile: str, data: st.DataObject) -> Non
     y = replicate(data.draw(share_triples(rings[1], count), label="y"))[0]
     left, right = impl.make_share(rings[0], shape, *x), impl.make_share(rings[1], shape, *y)
     for function in (impl.sharing.add, impl.sharing.sub, impl.arithmetic.local_products):
-        with pytest.raises(ShapeError):
+        with raises_exactly(ShapeError):
             function(left, right)
 
 
@@ -154,7 +155,7 @@ def test_matrix_shape_mismatch(impl_name: str, profile: str, data: st.DataObject
     y = replicate(data.draw(share_triples(ring, element_count(y_shape)), label="y"))
     for operation in ("matmul", "matmul_truncate"):
         case = Case(operation, profile, ring.name, x_shape, x=x, y=y, y_shape=y_shape, bits=1)
-        with pytest.raises(ShapeError):
+        with raises_exactly(ShapeError):
             _case(impl, case)
 
 
@@ -175,9 +176,9 @@ def test_public_constant_of_wrong_length(impl_name: str, profile: str, data: st.
         share = impl.make_share(ring, shape, *x[ctx.party])
         impl.sharing.add_public(ctx, share, impl.plain(ring, constant, (length,)))
 
-    with pytest.raises(ShapeError):
+    with raises_exactly(ShapeError):
         _run(impl, add_public, profile)
-    with pytest.raises(ShapeError):
+    with raises_exactly(ShapeError):
         impl.sharing.mul_public(impl.make_share(ring, shape, *x[0]), impl.plain(ring, constant, (length,)))
 
 
@@ -193,7 +194,7 @@ def test_values_do_not_fill_shape(impl_name: str, profile: str, data: st.DataObj
         st.integers(0, 8).filter(lambda length: length != element_count(shape)), label="length"
     )
     values = data.draw(element_lists(ring, length), label="values")
-    with pytest.raises(ShapeError):
+    with raises_exactly(ShapeError):
         impl.ring.check_elements(ring, impl.plain(ring, values, (length,)), shape)
 
 
@@ -216,9 +217,9 @@ def test_inputs_do_not_fill_shape(impl_name: str, profile: str, shape: tuple[int
         else:
             impl.sharing.receive_input(ctx, ring, 3, shape)
 
-    with pytest.raises(ShapeError):
+    with raises_exactly(ShapeError):
         _run(impl, share, profile)
-    with pytest.raises(ShapeError):
+    with raises_exactly(ShapeError):
         _run(impl, deal, profile, parties=4)
 
 
@@ -234,7 +235,7 @@ def test_wrong_message_length(impl_name: str, profile: str, data: st.DataObject)
     payload = data.draw(
         st.binary(max_size=expected + 9).filter(lambda payload: len(payload) != expected), label="payload"
     )
-    with pytest.raises(WireFormatError):
+    with raises_exactly(WireFormatError):
         _case(impl, Case("recv_elements", profile, ring.name, (count,), count=count, payload=payload))
 
 
@@ -259,7 +260,7 @@ def test_wrong_step_label(impl_name: str, profile: str, data: st.DataObject) -> 
         elif ctx.party == 1:
             impl.transport.recv_elements(ctx, 0, expected, ring, 2)
 
-    with pytest.raises(WireFormatError):
+    with raises_exactly(WireFormatError):
         _run(impl, program, profile)
 
 
@@ -275,7 +276,7 @@ def test_decode_rejects_bad_elements(impl_name: str, profile: str, data: st.Data
     index = data.draw(st.integers(0, count - 1), label="index")
     values_bytes = bytearray(bytes(values))
     values_bytes[index] = data.draw(st.integers(field.modulus, 255), label="bad byte")
-    with pytest.raises(WireFormatError):
+    with raises_exactly(WireFormatError):
         impl.transport.decode_elements(field, bytes(values_bytes), count)
     bits = data.draw(st.integers(1, 23).filter(lambda bits: bits % 8 != 0), label="bits")
     packed = bytearray(
@@ -283,7 +284,7 @@ def test_decode_rejects_bad_elements(impl_name: str, profile: str, data: st.Data
     )
     padding = data.draw(st.integers(bits % 8, 7), label="padding bit")
     packed[-1] |= 1 << padding
-    with pytest.raises(WireFormatError):
+    with raises_exactly(WireFormatError):
         impl.transport.decode_elements(BINARY, bytes(packed), bits)
 
 
@@ -306,7 +307,7 @@ def test_peer_failure_aborts_the_others(impl_name: str, profile: str, failing: i
         impl.sharing.reveal(ctx, x)
 
     start = time.monotonic()
-    with pytest.raises(PeerFailure):
+    with raises_exactly(PeerFailure):
         _run(impl, program, profile, timeout=30.0)
     assert time.monotonic() - start < 5.0, "the others waited for the timeout instead of aborting"
 
@@ -328,7 +329,7 @@ def test_inconsistent_shares_rejected(impl_name: str, profile: str, data: st.Dat
     tampered = [list(part) for part in x[party]]
     tampered[component][index] = (tampered[component][index] + delta) % ring.modulus
     x[party] = (tampered[0], tampered[1])
-    with pytest.raises(ShareConsistencyError):
+    with raises_exactly(ShareConsistencyError):
         _case(impl, Case("reveal_checked", profile, ring.name, shape, x=x))
 
 
@@ -336,13 +337,13 @@ def test_inconsistent_shares_rejected(impl_name: str, profile: str, data: st.Dat
 def test_unknown_profile(impl_name: str) -> None:
     """Unknown profiles and unspecified ring parameters raise ProfileError."""
     impl = implementation(impl_name)
-    with pytest.raises(ProfileError):
+    with raises_exactly(ProfileError):
         impl.ring.get_profile("narrow")
-    with pytest.raises(ProfileError):
+    with raises_exactly(ProfileError):
         impl.transport.run_parties(lambda ctx: None, profile="narrow", seed=b"p")
-    with pytest.raises(ProfileError):
+    with raises_exactly(ProfileError):
         impl.ring.arithmetic_ring(16)
-    with pytest.raises(ProfileError):
+    with raises_exactly(ProfileError):
         impl.ring.prime_field(61)
 
 
@@ -360,7 +361,7 @@ def test_truncation_parameters(impl_name: str, profile: str, data: st.DataObject
     else:
         bits = data.draw(st.integers(1, 3), label="bits")
     x = replicate(data.draw(share_triples(ring, 2), label="x"))
-    with pytest.raises(ValueError):
+    with raises_exactly(ValueError, match="cannot truncate"):
         _case(impl, Case("truncate", profile, ring_name, (2,), x=x, bits=bits))
 
 
@@ -376,7 +377,7 @@ def test_missing_message_times_out(impl_name: str, profile: str) -> None:
             impl.transport.recv_elements(ctx, 0, "never-sent", ring, 1)
 
     start = time.monotonic()
-    with pytest.raises(ProtocolAbort):
+    with raises_exactly(ProtocolAbort):
         impl.run(program, profile=profile, seed=b"timeout", timeout_seconds=0.3)
     assert time.monotonic() - start < 5.0
 
@@ -404,10 +405,10 @@ def test_exhausted_pool(impl_name: str, profile: str) -> None:
     def program(ctx: PartyContext) -> list[int]:
         pool = impl.preprocessing.generate_comparison_pool(ctx, chosen, 3)
         taken = [pool.take(2).count]
-        with pytest.raises(RuntimeError):
+        with raises_exactly(RuntimeError, match="comparison material exhausted"):
             pool.take(2)
         taken.append(pool.take(1).count)
-        with pytest.raises(RuntimeError):
+        with raises_exactly(RuntimeError, match="comparison material exhausted"):
             pool.take(1)
         taken.append(pool.take(0).count)
         return taken
@@ -416,11 +417,11 @@ def test_exhausted_pool(impl_name: str, profile: str) -> None:
     values = [1, (1 << 40) % chosen.ring.modulus, chosen.ring.modulus - 5]
     for operation, material in (("drelu", 2), ("relu", 1), ("relu_and_derivative", 2)):
         x = _comparison_shares(profile, values, operation)
-        with pytest.raises(RuntimeError):
+        with raises_exactly(RuntimeError, match="comparison material exhausted"):
             _case(impl, Case(operation, profile, chosen.ring.name, (3,), x=x, material=material))
     rows = _comparison_shares(profile, [1, 2, 3, 4, 5, 6], "max")
     for operation in ("maximum", "argmax", "softmax"):
-        with pytest.raises(RuntimeError):
+        with raises_exactly(RuntimeError, match="comparison material exhausted"):
             _case(impl, Case(operation, profile, chosen.ring.name, (2, 3), x=rows, material=3))
 
 
@@ -432,7 +433,7 @@ def test_material_of_wrong_count(impl_name: str, profile: str, elements: int, ma
     impl = implementation(impl_name)
     ring = get_profile(profile).ring
     x = _comparison_shares(profile, [3] * elements, "material")
-    with pytest.raises(ShapeError):
+    with raises_exactly(ShapeError):
         _case(impl, Case("sign_bits", profile, ring.name, (elements,), x=x, material=material))
 
 
@@ -448,7 +449,7 @@ def test_lift_bits_needs_z2(impl_name: str, profile: str, data: st.DataObject) -
     operation = data.draw(st.sampled_from(["lift_bits", "bit_to_ring"]), label="operation")
     shape = data.draw(shapes(max_elements=3), label="shape")
     x = replicate(data.draw(share_triples(source, element_count(shape)), label="x"))
-    with pytest.raises(ValueError):
+    with raises_exactly(ValueError, match="expects a sharing in Z2"):
         _case(impl, Case(operation, profile, source.name, shape, x=x, target=target))
 
 
@@ -464,7 +465,7 @@ def test_reciprocal_upper_below_one(impl_name: str, profile: str, data: st.DataO
         label="upper",
     )
     x = replicate(data.draw(share_triples(ring, 2), label="x"))
-    with pytest.raises(ValueError):
+    with raises_exactly(ValueError, match="upper bound of at least 1"):
         _case(impl, Case("reciprocal", profile, ring.name, (2,), x=x, upper=upper))
 
 
@@ -477,11 +478,11 @@ def test_empty_last_axis(impl_name: str, profile: str, operation: str, shape: tu
     impl = implementation(impl_name)
     ring = get_profile(profile).ring
     x = _comparison_shares(profile, [7] * element_count(shape), "empty")
-    with pytest.raises(ShapeError):
+    with raises_exactly(ShapeError):
         impl.comparison.comparisons_for_max(shape)
-    with pytest.raises(ShapeError):
+    with raises_exactly(ShapeError):
         impl.nonlinear.comparisons_for_softmax(shape)
-    with pytest.raises(ShapeError):
+    with raises_exactly(ShapeError):
         _case(impl, Case(operation, profile, ring.name, shape, x=x, material=1))
 
 
@@ -493,7 +494,7 @@ def test_tampered_compare_message(impl_name: str, profile: str, delta: int) -> N
     impl = implementation(impl_name)
     ring = get_profile(profile).ring
     x = _comparison_shares(profile, [0, 1, ring.modulus - 1], "tamper")
-    with pytest.raises(WireFormatError):
+    with raises_exactly(WireFormatError):
         _case(impl, Case("drelu", profile, ring.name, (3,), x=x, tamper=delta))
 
 
@@ -513,5 +514,5 @@ def test_inconsistent_shares_through_drelu(impl_name: str, profile: str, party: 
     tampered = [list(part) for part in x[party]]
     tampered[component][1] = (tampered[component][1] + delta) % ring.modulus
     x[party] = (tampered[0], tampered[1])
-    with pytest.raises(ShareConsistencyError):
+    with raises_exactly(ShareConsistencyError):
         _case(impl, Case("drelu", profile, ring.name, (3,), x=x, checked=True))

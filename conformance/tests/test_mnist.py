@@ -27,7 +27,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import refimpl.mnist
+from conformance.expect import raises_exactly
 from conformance.harness import selected_names
+from conformance.requirements import mnist_mark
 from refimpl.mnist import (
     ENV_DIRECTORY,
     ENV_NO_DOWNLOAD,
@@ -41,10 +43,7 @@ from refimpl.mnist import (
 
 SPEC = Path(__file__).resolve().parents[2] / "spec"
 REAL_DIRECTORY = os.environ.get(ENV_DIRECTORY, "")
-NEEDS_REAL_MNIST = pytest.mark.skipif(
-    not REAL_DIRECTORY,
-    reason=f"{ENV_DIRECTORY} is unset: the real MNIST files are not available (nox sets it)",
-)
+NEEDS_REAL_MNIST = mnist_mark()
 IMPLEMENTATIONS = pytest.mark.parametrize("impl_name", selected_names())
 BOTH = pytest.mark.skipif(
     set(selected_names()) != {"refimpl", "fast"},
@@ -203,7 +202,7 @@ def test_parse_idx_same_result_or_error(data: bytes) -> None:
     ],
 )
 def test_parse_idx_errors(impl_name: str, data: bytes, ndim: int | None, pattern: str) -> None:
-    with pytest.raises(MnistError, match=re.escape(pattern)) as raised:
+    with raises_exactly(MnistError, match=re.escape(pattern)) as raised:
         mnist_module(impl_name).parse_idx(data, "some/file-idx", ndim)
     assert str(raised.value).startswith("some/file-idx: ")
 
@@ -225,13 +224,13 @@ def test_decompress_detects_gzip_by_content() -> None:
 )
 def test_corrupt_gzip_names_the_file(damage: Any) -> None:
     data = gzip.compress(images_idx(3, fill=7))
-    with pytest.raises(MnistError, match=r"^dir/train-images-idx3-ubyte\.gz: corrupt gzip data"):
+    with raises_exactly(MnistError, match=r"^dir/train-images-idx3-ubyte\.gz: corrupt gzip data"):
         refimpl.mnist.decompress(damage(data), "dir/train-images-idx3-ubyte.gz")
 
 
 def test_decompression_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(refimpl.mnist, "MAX_FILE_BYTES", 1000)
-    with pytest.raises(MnistError, match="decompresses to more than 1000 bytes"):
+    with raises_exactly(MnistError, match="decompresses to more than 1000 bytes"):
         refimpl.mnist.decompress(gzip.compress(bytes(1001)), "bomb.gz")
     assert len(refimpl.mnist.decompress(gzip.compress(bytes(1000)), "fits.gz")) == 1000
 
@@ -239,7 +238,7 @@ def test_decompression_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_wrong_checksum_reports_both_digests() -> None:
     data = labels_idx([1, 2, 3])
     name = "/somewhere/t10k-labels-idx1-ubyte.gz"
-    with pytest.raises(MnistError) as raised:
+    with raises_exactly(MnistError) as raised:
         refimpl.mnist.verify_digests(data, name)
     message = str(raised.value)
     expected = refimpl.mnist.mnist_file(TEST_LABELS)
@@ -249,7 +248,7 @@ def test_wrong_checksum_reports_both_digests() -> None:
 
 
 def test_unknown_file_name() -> None:
-    with pytest.raises(MnistError, match="not an MNIST file name"):
+    with raises_exactly(MnistError, match="not an MNIST file name"):
         refimpl.mnist.verify_digests(b"", "cifar-10.bin")
     assert refimpl.mnist.mnist_file("/a/b/train-labels-idx1-ubyte.gz").count == 60000
 
@@ -260,11 +259,11 @@ def test_unknown_file_name() -> None:
 def test_explicit_directory_must_hold_every_file(tmp_path: Path, clean_environment: Path) -> None:
     for name in ALL_NAMES[:3]:
         (tmp_path / (name + ".gz")).write_bytes(b"")
-    with pytest.raises(MnistError, match=re.escape(f"lacks {TEST_LABELS}[.gz]")):
+    with raises_exactly(MnistError, match=re.escape(f"lacks {TEST_LABELS}[.gz]")):
         refimpl.mnist.mnist_directory(str(tmp_path))
     (tmp_path / TEST_LABELS).write_bytes(b"")
     assert refimpl.mnist.mnist_directory(str(tmp_path)) == str(tmp_path)
-    with pytest.raises(MnistError, match="is not a directory"):
+    with raises_exactly(MnistError, match="is not a directory"):
         refimpl.mnist.mnist_directory(str(tmp_path / "absent"))
 
 
@@ -291,7 +290,7 @@ def test_order_explicit_then_variable_then_cache(
     assert refimpl.mnist.mnist_directory() == str(named)
     assert refimpl.mnist.mnist_directory(str(explicit)) == str(explicit)
     (named / TRAIN_IMAGES).unlink()
-    with pytest.raises(MnistError, match=f"^{ENV_DIRECTORY}: .* lacks {TRAIN_IMAGES}"):
+    with raises_exactly(MnistError, match=f"^{ENV_DIRECTORY}: .* lacks {TRAIN_IMAGES}"):
         refimpl.mnist.mnist_directory()
 
 
@@ -306,7 +305,7 @@ def test_cache_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 
 def test_no_download_gives_advice(monkeypatch: pytest.MonkeyPatch, clean_environment: Path) -> None:
     monkeypatch.setenv(ENV_NO_DOWNLOAD, "1")
-    with pytest.raises(MnistError) as raised:
+    with raises_exactly(MnistError) as raised:
         refimpl.mnist.mnist_directory()
     message = str(raised.value)
     assert str(clean_environment) in message and ENV_NO_DOWNLOAD in message and ENV_DIRECTORY in message
@@ -323,7 +322,7 @@ def test_download_rejects_wrong_content(tmp_path: Path, clean_environment: Path)
     mirror.mkdir()
     (mirror / (TEST_LABELS + ".gz")).write_bytes(gzip.compress(labels_idx([1] * 10000)))
     mirrors = ((tmp_path / "empty").as_uri() + "/", mirror.as_uri() + "/")
-    with pytest.raises(MnistError) as raised:
+    with raises_exactly(MnistError) as raised:
         refimpl.mnist.download_file(str(clean_environment), TEST_LABELS, mirrors)
     message = str(raised.value)
     assert message.startswith(f"could not download {TEST_LABELS}: ")
@@ -342,7 +341,7 @@ def test_download_uses_timeout_and_tries_every_mirror(
         raise TimeoutError("timed out")
 
     monkeypatch.setattr(urllib.request, "urlopen", unreachable)
-    with pytest.raises(MnistError, match="timed out"):
+    with raises_exactly(MnistError, match="timed out"):
         refimpl.mnist.mnist_directory()
     assert requested == [(mirror + TRAIN_IMAGES + ".gz", 60.0) for mirror in refimpl.mnist.MIRRORS]
 
@@ -352,7 +351,7 @@ def test_failed_write_leaves_no_temporary_file(monkeypatch: pytest.MonkeyPatch, 
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with raises_exactly(OSError, match="disk full"):
         refimpl.mnist.write_atomically(str(tmp_path / "file.gz"), b"data")
     assert list(tmp_path.iterdir()) == []
 
@@ -400,7 +399,7 @@ def test_load_errors(
     clean_environment: Path,
 ) -> None:
     synthetic_directory(tmp_path, images, labels, compress)
-    with pytest.raises(MnistError, match=pattern) as raised:
+    with raises_exactly(MnistError, match=pattern) as raised:
         mnist_module(impl_name).load_mnist(str(tmp_path))
     assert str(tmp_path / "train-") in str(raised.value)
 
@@ -410,7 +409,7 @@ def test_load_corrupt_gzip(impl_name: str, tmp_path: Path, clean_environment: Pa
     synthetic_directory(tmp_path, images_idx(3), labels_idx([1, 2, 3]))
     path = tmp_path / (TRAIN_LABELS + ".gz")
     path.write_bytes(path.read_bytes()[:-4])
-    with pytest.raises(MnistError, match=re.escape(f"{path}: corrupt gzip data")):
+    with raises_exactly(MnistError, match=re.escape(f"{path}: corrupt gzip data")):
         mnist_module(impl_name).load_mnist(str(tmp_path))
 
 
@@ -418,7 +417,7 @@ def test_load_corrupt_gzip(impl_name: str, tmp_path: Path, clean_environment: Pa
 def test_load_missing_file(impl_name: str, tmp_path: Path, clean_environment: Path) -> None:
     synthetic_directory(tmp_path, images_idx(3), labels_idx([1, 2, 3]))
     (tmp_path / (TEST_IMAGES + ".gz")).unlink()
-    with pytest.raises(MnistError, match=re.escape(f"lacks {TEST_IMAGES}[.gz]")):
+    with raises_exactly(MnistError, match=re.escape(f"lacks {TEST_IMAGES}[.gz]")):
         mnist_module(impl_name).load_mnist(str(tmp_path))
 
 
@@ -426,7 +425,7 @@ def test_published_shape_with_wrong_content(tmp_path: Path) -> None:
     """Right format and counts but other content: only the digests catch it, naming the file."""
     synthetic_directory(tmp_path, images_idx(3), labels_idx([1, 2, 3]))
     write_split(tmp_path, images_idx(10000), labels_idx([4] * 10000), (TEST_IMAGES, TEST_LABELS), True)
-    with pytest.raises(MnistError, match=re.escape(f"{tmp_path / TEST_IMAGES}.gz: checksum mismatch")):
+    with raises_exactly(MnistError, match=re.escape(f"{tmp_path / TEST_IMAGES}.gz: checksum mismatch")):
         refimpl.mnist.read_split(str(tmp_path), TEST_IMAGES, TEST_LABELS)
 
 

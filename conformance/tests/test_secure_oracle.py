@@ -24,6 +24,7 @@ import refimpl.preprocessing
 import refimpl.sharing
 import refimpl.training
 from conformance.bounds import oracle_bound
+from conformance.expect import raises_exactly
 from fast.plaintext_detection import plaintext_oracle
 from fast.ring import encode_fixed
 from refimpl.detection import LOSS_SCALE
@@ -224,9 +225,9 @@ def test_oracle_batch_must_be_a_power_of_two() -> None:
     """§11.7: the batch mean is a truncation by f + log2 B, so B = 3 is refused."""
     profile = get_profile("wide")
     assert refimpl.detection.oracle_batch_shift(profile, 32) == profile.fractional_bits + 5
-    with pytest.raises(ShapeError):
+    with raises_exactly(ShapeError):
         refimpl.detection.oracle_batch_shift(profile, 3)
-    with pytest.raises(ShapeError):
+    with raises_exactly(ShapeError):
         run(FAST, "wide", TINY, problem(1, TINY, 3), 0)
 
 

@@ -23,6 +23,7 @@ import refimpl.preprocessing
 import refimpl.sharing
 import refimpl.training
 from conformance.bounds import training_step_bound
+from conformance.expect import raises_exactly
 from fast.ring import encode_fixed
 from refimpl.ring import ShapeError, get_profile
 from refimpl.training import Architecture, ModelFileError, TrainingConfig, TrainingConfigError
@@ -217,12 +218,12 @@ def test_public_randomness_agrees_and_is_well_formed() -> None:
     ],
 )
 def test_bad_training_configs_are_refused(arguments: dict[str, Any], message: str) -> None:
-    with pytest.raises(TrainingConfigError, match=message):
+    with raises_exactly(TrainingConfigError, match=message):
         TrainingConfig(**arguments)
 
 
 def test_bad_architectures_and_batches_are_refused() -> None:
-    with pytest.raises(TrainingConfigError):
+    with raises_exactly(TrainingConfigError):
         Architecture((784,))
     architecture = Architecture((6, 4, 3))
     config = TrainingConfig(batch_size=4)
@@ -238,7 +239,7 @@ def test_bad_architectures_and_batches_are_refused() -> None:
             ctx, model, x, y, fast.preprocessing.generate_comparison_pool(ctx, profile, 0), config
         )
 
-    with pytest.raises(ShapeError, match="do not fit"):
+    with raises_exactly(ShapeError, match="do not fit"):
         run_parties(program, seed=b"s")
 
 
