@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conformance.expect import raises_exactly
 from conformance.loopback import free_ports
 from fast import cli
 from fast.arithmetic import mul
@@ -160,10 +161,10 @@ PINNED = {"seed": SEED, "insecure_testing": True}
 def test_pinned_keys_are_refused_without_the_setting(tmp_path: Path) -> None:
     """A seed without insecure_testing, or the setting without a seed: PinnedKeysError before any socket."""
     config = _cluster(tmp_path)
-    with pytest.raises(PinnedKeysError, match=r"pinned keys \(a seed\) are refused") as raised:
+    with raises_exactly(PinnedKeysError, match=r"pinned keys \(a seed\) are refused") as raised:
         run_party_over_tls(arithmetic_program, 0, config, run_id=RUN_ID, seed=SEED)
     assert type(raised.value) is PinnedKeysError
-    with pytest.raises(PinnedKeysError, match="only goes with pinned keys") as raised:
+    with raises_exactly(PinnedKeysError, match="only goes with pinned keys") as raised:
         run_party_over_tls(arithmetic_program, 0, config, run_id=RUN_ID, insecure_testing=True)
     assert type(raised.value) is PinnedKeysError
 
@@ -267,7 +268,7 @@ def test_read_frame_limits_by_kind() -> None:
         )
         tls_like: Any = left
         assert read_frame(tls_like, 0, time.monotonic() + 5) == (KIND_HELLO, "hello", 0, bytes(100))
-        with pytest.raises(
+        with raises_exactly(
             FrameError, match="announces 9 payload bytes at step 'x', the limit is 8"
         ) as raised:
             read_frame(tls_like, 8)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
+from conformance.expect import raises_exactly
 from fast.detection import DetectionSettings, label_start
 from fast.detection_job import CONTROL_STEP, STOP, ControlCheck, DetectJob, detection_program, encode_control
 from fast.training import initial_weights, save_model_shares, share_model
@@ -38,7 +38,7 @@ def _honest(check: ControlCheck, label: int, count: int) -> None:
 
 
 def _refused(check: ControlCheck, target: int, batch: np.ndarray, match: str) -> None:
-    with pytest.raises(WireFormatError, match=match) as raised:
+    with raises_exactly(WireFormatError, match=match) as raised:
         check.accept(target, batch)
     assert type(raised.value) is WireFormatError
     assert "P3's control message" in str(raised.value) and CONTROL_STEP in str(raised.value)
@@ -124,7 +124,7 @@ def test_a_deviating_p3_aborts_every_party(tmp_path: Path) -> None:
         ctx.recv(0, "never-sent", 1)
         return None
 
-    with pytest.raises(
+    with raises_exactly(
         WireFormatError, match="P3's control message at step 'detect-control' refused"
     ) as raised:
         run_parties(program, parties=ORACLE_HOLDER + 2, profile="wide", seed=b"attack", timeout_seconds=60)

@@ -17,6 +17,7 @@ import pytest
 
 import fast.training
 import refimpl.training
+from conformance.expect import raises_exactly
 from refimpl.ring import get_profile
 from refimpl.training import (
     MAX_MODEL_PAYLOAD_BYTES,
@@ -52,7 +53,7 @@ def _halves(difference: int) -> tuple[bytes, bytes]:
 
 
 def _refusal(module: ModuleType, path: str) -> str:
-    with pytest.raises(ModelFileError) as raised:
+    with raises_exactly(ModelFileError) as raised:
         module.load_model_shares(path, _context(), ARCHITECTURE, RUN_ID)
     assert type(raised.value) is ModelFileError
     return str(raised.value)
@@ -109,11 +110,11 @@ def test_declared_payload_beyond_the_limit(tmp_path: Path) -> None:
 def test_split_component_checks_the_length(module: ModuleType, difference: int) -> None:
     """split_component neither zero-fills nor ignores bytes: ModelFileError naming both lengths."""
     data = _halves(difference)[0]
-    with pytest.raises(ModelFileError, match="the 6-4-3 model needs") as raised:
+    with raises_exactly(ModelFileError, match="the 6-4-3 model needs") as raised:
         module.split_component(64, data, ARCHITECTURE)
     assert type(raised.value) is ModelFileError
     other = fast.training if module is refimpl.training else refimpl.training
-    with pytest.raises(ModelFileError) as again:
+    with raises_exactly(ModelFileError) as again:
         other.split_component(64, data, ARCHITECTURE)
     assert str(again.value) == str(raised.value)
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
+from conformance.expect import raises_exactly
 from conformance.mutants import CATALOGUE, CatalogueError, Edit, Mutant, apply, check_catalogue, copy_tree
 
 REQUIRED_CATEGORIES = {
@@ -59,7 +58,7 @@ def test_apply_changes_only_a_copy(tmp_path: Path) -> None:
 def test_a_stale_edit_is_reported(tmp_path: Path) -> None:
     stale = Mutant("stale", "test", "§0 nothing", (Edit("refimpl/ring.py", "no such text", "x"),), ("x",))
     copy_tree(tmp_path)
-    with pytest.raises(CatalogueError, match="expected 1 occurrence") as raised:
+    with raises_exactly(CatalogueError, match="expected 1 occurrence") as raised:
         apply(tmp_path, stale)
     assert type(raised.value) is CatalogueError
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from conformance.expect import raises_exactly
 from conformance.harness import implementation, selected_names
 from conformance.operations import OPERATIONS
 from conformance.strategies import BUNDLES
@@ -216,6 +217,6 @@ def test_generate_refuses_a_change_without_a_new_version(tmp_path: Path) -> None
     document = load_vectors(next(path for path in PATHS if path.stem == "mul"))
     document["test_groups"][0]["tests"][0]["comment"] = "an older text under the same version"
     path.write_text(dumps(document), encoding="utf-8")
-    with pytest.raises(VersionError, match="mul: the vectors change"):
+    with raises_exactly(VersionError, match="mul: the vectors change"):
         generate(tmp_path)
     assert load_vectors(path) == document, "the file was rewritten"
