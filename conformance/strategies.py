@@ -100,6 +100,31 @@ def shapes_with_edges(max_elements: int = MAX_ELEMENTS) -> st.SearchStrategy[Sha
     return st.one_of(st.sampled_from(EDGE_SHAPES), shapes(max_elements=max_elements))
 
 
+COUNTED_OPERATIONS = ("zero_share", "recv_elements", "encode_fixed")
+"""Operations sized by a count: their edge case is the count 0."""
+
+
+def edge_shapes(operation: str) -> list[tuple[Shape, Shape | None]]:
+    """The explicit edge shapes of ``operation``: (shape, y_shape), y_shape only for products."""
+    if operation in ("matmul", "matmul_truncate"):
+        return list(EDGE_MATRIX_SHAPES)
+    if operation in COUNTED_OPERATIONS:
+        return [((0,), None)]
+    return [(shape, None) for shape in EDGE_SHAPES]
+
+
+def edge_cases(operations: list[str]) -> list[tuple[str, Shape, Shape | None]]:
+    """(operation, shape, y_shape) for every edge shape of every operation."""
+    return [
+        (operation, shape, y_shape) for operation in operations for shape, y_shape in edge_shapes(operation)
+    ]
+
+
+def edge_case_id(operation: str, shape: Shape, y_shape: Shape | None) -> str:
+    """A test id naming an edge case: "matmul-(2, 0)(0, 3)"."""
+    return f"{operation}-{shape}{'' if y_shape is None else y_shape}"
+
+
 @cache
 def matrix_shapes(
     max_dimension: int = MAX_SIDE,

@@ -46,11 +46,11 @@ from conformance.operations import (
     truncation_target,
 )
 from conformance.strategies import (
-    EDGE_MATRIX_SHAPES,
-    EDGE_SHAPES,
     PROFILE_NAMES,
     Shape,
     cases,
+    edge_case_id,
+    edge_cases,
     element_lists,
     get_ring,
     ring_names,
@@ -285,24 +285,7 @@ CHECKS: dict[str, Callable[[str, Case, bytes], None]] = {
 """The check of every operation's outcome, as its property runs it."""
 EDGE_EXAMPLES = 4
 """Examples per explicit edge shape (an empty shape leaves only the seed and ring to vary)."""
-COUNTED = ("zero_share", "recv_elements", "encode_fixed")
-"""Operations sized by a count: their edge case is the count 0."""
-
-
-def edge_shapes(operation: str) -> list[tuple[Shape, Shape | None]]:
-    """The explicit edge shapes of ``operation``: (shape, y_shape), y_shape only for products."""
-    if operation in ("matmul", "matmul_truncate"):
-        return list(EDGE_MATRIX_SHAPES)
-    if operation in COUNTED:
-        return [((0,), None)]
-    return [(shape, None) for shape in EDGE_SHAPES]
-
-
-EDGE_CASES = [
-    pytest.param(operation, shape, y_shape, id=f"{operation}-{shape}{'' if y_shape is None else y_shape}")
-    for operation in CHECKS
-    for shape, y_shape in edge_shapes(operation)
-]
+EDGE_CASES = [pytest.param(*case, id=edge_case_id(*case)) for case in edge_cases(list(CHECKS))]
 
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
