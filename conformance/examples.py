@@ -73,23 +73,27 @@ def note_case(case: Case, member: str = "") -> None:
     note_example(is_non_empty(case), member)
 
 
+def is_short(tally: Tally) -> bool:
+    """Enough examples to judge, and fewer than 90 % of them non-empty."""
+    return tally.examples >= FLOOR_MINIMUM_EXAMPLES and tally.non_empty < NON_EMPTY_FLOOR * tally.examples
+
+
 def shortfalls(test_id: str) -> list[str]:
     """The tallies of ``test_id`` with fewer than 90 % non-empty examples."""
     return [
         f"{key}: {tally.non_empty} of {tally.examples} examples non-empty, below {NON_EMPTY_FLOOR:.0%}"
         for key, tally in TALLIES.items()
-        if (key == test_id or key.startswith(test_id + " "))
-        and tally.examples >= FLOOR_MINIMUM_EXAMPLES
-        and tally.non_empty < NON_EMPTY_FLOOR * tally.examples
+        if (key == test_id or key.startswith(test_id + " ")) and is_short(tally)
     ]
 
 
 def summary_lines() -> list[str]:
-    """The table of every tally: property, examples run, non-empty examples."""
+    """The table of every tally: property, examples drawn (hypothesis may discard a few), non-empty."""
     if not TALLIES:
         return []
     width = max(len(key) for key in TALLIES)
     lines = [f"{'property':<{width}}  examples  non-empty"]
     for key, tally in TALLIES.items():
-        lines.append(f"{key:<{width}}  {tally.examples:>8}  {tally.non_empty:>9}")
+        flag = f"  below {NON_EMPTY_FLOOR:.0%}" if is_short(tally) else ""
+        lines.append(f"{key:<{width}}  {tally.examples:>8}  {tally.non_empty:>9}{flag}")
     return lines
