@@ -46,6 +46,7 @@ from conformance.operations import (
     truncation_target,
 )
 from conformance.strategies import (
+    EDGE_SHAPES,
     PROFILE_NAMES,
     Shape,
     cases,
@@ -73,6 +74,8 @@ EXACT_SHARE_OPERATIONS = [
 ]
 TRUNCATIONS = ["truncate", "mul_truncate", "matmul_truncate"]
 REVEALS = ["reveal", "reveal_to", "reveal_checked"]
+EDGE_EXAMPLES = 4
+"""Examples per explicit edge shape (an empty shape leaves only the seed and ring to vary)."""
 
 
 def _check_cost(case: Case, outcome: Outcome) -> None:
@@ -217,10 +220,25 @@ REVEAL_METHODS = ["reveal", "reveal_checked", "reveal_to_0", "reveal_to_1", "rev
 @given(data=st.data())
 def test_input_then_reveal(impl_name: str, profile: str, data: st.DataObject) -> None:
     """share_input (any owner) or deal_input + receive_input, then any reveal, returns the input."""
-    impl = implementation(impl_name)
-    ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
     shape = data.draw(shapes(), label="shape")
     note_example(element_count(shape) > 0)
+    check_input_then_reveal(impl_name, profile, shape, data)
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+@pytest.mark.parametrize("impl_name", selected_names())
+@pytest.mark.parametrize("shape", EDGE_SHAPES, ids=str)
+@settings(max_examples=EDGE_EXAMPLES)
+@given(data=st.data())
+def test_input_then_reveal_at_edges(impl_name: str, profile: str, shape: Shape, data: st.DataObject) -> None:
+    """Input, then reveal, of the scalar and empty shapes."""
+    check_input_then_reveal(impl_name, profile, shape, data)
+
+
+def check_input_then_reveal(impl_name: str, profile: str, shape: Shape, data: st.DataObject) -> None:
+    """Input values of ``shape`` by a drawn owner, reveal them by a drawn method: the input returns."""
+    impl = implementation(impl_name)
+    ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
     values = data.draw(element_lists(ring, element_count(shape)), label="values")
     owner = data.draw(st.integers(0, 3), label="owner (3: a data holder)")
     method = data.draw(st.sampled_from(REVEAL_METHODS), label="reveal")
@@ -283,8 +301,6 @@ CHECKS: dict[str, Callable[[str, Case, bytes], None]] = {
     "encode_fixed": check_encode_fixed,
 }
 """The check of every operation's outcome, as its property runs it."""
-EDGE_EXAMPLES = 4
-"""Examples per explicit edge shape (an empty shape leaves only the seed and ring to vary)."""
 EDGE_CASES = [pytest.param(*case, id=edge_case_id(*case)) for case in edge_cases(list(CHECKS))]
 
 
