@@ -34,7 +34,7 @@ from refimpl.transport import encode_elements
 PROFILE_NAMES = ("paper", "wide")
 FAILURE_BUDGET_BITS = 20
 """Per example, the truncation failure probability is at most 2^-20 (see the module docstring)."""
-MAX_ELEMENTS = 12
+MAX_ELEMENTS = 8
 """Largest element count of a generated shape (refimpl is pure Python)."""
 MAX_SIDE = 4
 """Largest dimension of a generated shape or matrix."""
