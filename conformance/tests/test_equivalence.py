@@ -453,34 +453,39 @@ def check_local_arithmetic(
     )
 
 
-def worst_limb_value(ring: Ring, inner: int) -> int:
-    """The element whose every signed limb is -2^(w_j - 1) in fast's layout for ``inner``: the
-    largest products, so that sums of ``inner`` of them reach the float's exact range."""
+def extreme_limb_values(ring: Ring, inner: int) -> tuple[int, int, int]:
+    """The elements whose signed limbs in fast's layout for ``inner`` are all -2^(w_j - 1), all
+    2^(w_j - 1) - 1 (odd) and all 2^(w_j - 1) - 2 (even): the largest limb products."""
     limbs, width = limb_layout(ring.bits, inner)
     widths = limb_widths(ring.bits, limbs, width)
     offset = sum(1 << (limb_bits - 1 + width * index) for index, limb_bits in enumerate(widths))
-    return -offset % ring.modulus
+    ones = sum(1 << (width * index) for index in range(limbs))
+    return -offset % ring.modulus, (-offset - 1) % ring.modulus, (-offset - 1 - ones) % ring.modulus
 
 
 LIMB_BOUNDARIES = {"paper": (1024, 4096), "wide": (1024, 1025)}
 """Inner sizes k of the local matrix products (fast's inner 2 k): in Z_2^64, 2,048 is the last of
-3 limbs (its worst sum exactly 2^53) and 2,050 takes 4; Z_2^32 keeps 2 limbs up to 2^23."""
+3 limbs and 2,050 takes 4; Z_2^32 keeps 2 limbs up to 2^23."""
 
 
 @pytest.mark.parametrize(
     ("profile", "inner"), [(name, inner) for name, inners in LIMB_BOUNDARIES.items() for inner in inners]
 )
 def test_local_matrix_products_at_limb_boundaries(profile: str, inner: int) -> None:
-    """local_matrix_products agree with every operand at the worst limb value, and beside it."""
+    """local_matrix_products agree on operands of extreme limbs: 2 k - 1 odd limb products and one
+    even one of the same sign, an odd sum above 2^53 once 2 k passes the layout's limit, which a
+    layout with too few limbs for the inner size would round."""
     reference, fast = _both()
     ring = get_profile(profile).ring
-    worst = worst_limb_value(ring, 2 * inner)
-    for value in (worst, (worst - 1) % ring.modulus, ring.modulus - 1, ring.modulus // 2):
-        x, y = ([value] * inner, [value] * inner), ([value] * 2 * inner, [0] * 2 * inner)
+    lowest, odd, even = extreme_limb_values(ring, 2 * inner)
+    top = ring.modulus - 1
+    for a, b, c in ((odd, even, odd), (lowest, odd, lowest), (top, ring.modulus // 2, top)):
+        x = ([a] * inner, [a] * (inner - 1) + [b])
+        y = ([c] * 2 * inner, [0] * 2 * inner)
         expected = reference.arithmetic.local_matrix_products(
             reference.make_share(ring, (1, inner), *x), reference.make_share(ring, (inner, 2), *y)
         )
         products = fast.arithmetic.local_matrix_products(
             fast.make_share(ring, (1, inner), *x), fast.make_share(ring, (inner, 2), *y)
         )
-        assert fast.flat(products) == expected, f"value {value}"
+        assert fast.flat(products) == expected, f"operands {a}, {b} and {c}"
