@@ -4,6 +4,12 @@ Everything is in refimpl's plain language (flat lists of ``int``, shapes beside 
 small on purpose: refimpl is pure Python, and the suite runs every property on both
 implementations and both profiles.
 
+Generated shapes have dimensions of at least 1, so that every example computes something:
+the scalar shape ``()`` and the empty shapes (:data:`EDGE_SHAPES`, :data:`EDGE_MATRIX_SHAPES`,
+counts of 0) are explicit cases, drawn by passing ``shape`` (and ``y_shape``) to
+:func:`cases`. :func:`cases` and :func:`bundles` note every case they draw with a generated
+shape in :mod:`conformance.examples`.
+
 Truncation is probabilistic: an element z fails (error of about 2^(l-d) instead of below
 one unit) with probability |z| / 2^l (spec §5.3). The truncation strategies keep every
 example's total failure probability, the sum of |z| / 2^l over its elements, at most
@@ -20,6 +26,7 @@ from typing import TypeVar
 
 from hypothesis import strategies as st
 
+from conformance.examples import note_case
 from conformance.operations import COMPUTING_PARTIES, Case, PartyShares, replicate
 from refimpl.ring import BINARY, Profile, Ring, element_count, encode_fixed, get_profile, prime_field
 from refimpl.transport import encode_elements
@@ -28,7 +35,20 @@ PROFILE_NAMES = ("paper", "wide")
 FAILURE_BUDGET_BITS = 20
 """Per example, the truncation failure probability is at most 2^-20 (see the module docstring)."""
 MAX_ELEMENTS = 6
-"""Largest element count of a generated shape (refimpl is pure Python)."""
+"""Largest element count of a generated shape: an example's time is mostly hypothesis drawing its
+elements and share components, so more elements cost more than they exercise."""
+MAX_SIDE = 4
+"""Largest dimension of a generated shape or matrix."""
+EDGE_SHAPES: tuple[tuple[int, ...], ...] = ((), (0,), (2, 0), (0, 3))
+"""The scalar shape and empty shapes, which the strategies leave to explicit cases."""
+EDGE_MATRIX_SHAPES: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
+    ((0, 2), (2, 3)),
+    ((2, 0), (0, 3)),
+    ((2, 3), (3, 0)),
+    ((0, 0), (0, 0)),
+)
+"""Matrix products with no rows, inner size 0, no columns, and all three."""
+Shape = tuple[int, ...]
 
 
 def rings(profile: Profile) -> list[Ring]:
@@ -57,25 +77,61 @@ def element_lists(ring: Ring, count: int) -> st.SearchStrategy[list[int]]:
     return st.lists(ring_elements(ring), min_size=count, max_size=count)
 
 
-@cache
-def shapes(
-    max_dims: int = 3, max_elements: int = MAX_ELEMENTS, min_dims: int = 0
-) -> st.SearchStrategy[tuple[int, ...]]:
-    """Row-major shapes with up to ``max_dims`` dimensions and ``max_elements`` elements.
-
-    Includes the scalar shape ``()`` and empty shapes such as ``(0,)`` and ``(2, 0)``.
-    """
-    return (
-        st.lists(st.integers(0, 3), min_size=min_dims, max_size=max_dims)
-        .map(tuple)
-        .filter(lambda shape: element_count(shape) <= max_elements)
-    )
+@st.composite
+def _bounded_shape(draw: st.DrawFn, max_dims: int, max_elements: int) -> Shape:
+    """1 to ``max_dims`` dimensions in [1, :data:`MAX_SIDE`], each within what the others leave."""
+    rank = draw(st.integers(1, max_dims))
+    shape: list[int] = []
+    for _ in range(rank):
+        room = max_elements // max(element_count(tuple(shape)), 1)
+        shape.append(draw(st.integers(1, max(1, min(MAX_SIDE, room)))))
+    return tuple(shape)
 
 
 @cache
-def matrix_shapes(max_dimension: int = 3) -> st.SearchStrategy[tuple[tuple[int, int], tuple[int, int]]]:
-    """Shapes ((m, k), (k, n)) of a matrix product, each dimension in [0, ``max_dimension``]."""
-    dimension = st.integers(0, max_dimension)
+def shapes(max_dims: int = 3, max_elements: int = MAX_ELEMENTS) -> st.SearchStrategy[Shape]:
+    """Row-major shapes of 1 to ``max_dims`` dimensions, each at least 1, and at most ``max_elements``
+    elements. The scalar and empty shapes are :data:`EDGE_SHAPES`."""
+    return _bounded_shape(max_dims, max_elements)
+
+
+@cache
+def shapes_with_edges(max_elements: int = MAX_ELEMENTS) -> st.SearchStrategy[Shape]:
+    """:func:`shapes` or one of :data:`EDGE_SHAPES` (for error properties, where they matter)."""
+    return st.one_of(st.sampled_from(EDGE_SHAPES), shapes(max_elements=max_elements))
+
+
+COUNTED_OPERATIONS = ("zero_share", "recv_elements", "encode_fixed")
+"""Operations sized by a count: their edge case is the count 0."""
+
+
+def edge_shapes(operation: str) -> list[tuple[Shape, Shape | None]]:
+    """The explicit edge shapes of ``operation``: (shape, y_shape), y_shape only for products."""
+    if operation in ("matmul", "matmul_truncate"):
+        return list(EDGE_MATRIX_SHAPES)
+    if operation in COUNTED_OPERATIONS:
+        return [((0,), None)]
+    return [(shape, None) for shape in EDGE_SHAPES]
+
+
+def edge_cases(operations: list[str]) -> list[tuple[str, Shape, Shape | None]]:
+    """(operation, shape, y_shape) for every edge shape of every operation."""
+    return [
+        (operation, shape, y_shape) for operation in operations for shape, y_shape in edge_shapes(operation)
+    ]
+
+
+def edge_case_id(operation: str, shape: Shape, y_shape: Shape | None) -> str:
+    """A test id naming an edge case: "matmul-(2, 0)(0, 3)"."""
+    return f"{operation}-{shape}{'' if y_shape is None else y_shape}"
+
+
+@cache
+def matrix_shapes(
+    max_dimension: int = MAX_SIDE,
+) -> st.SearchStrategy[tuple[tuple[int, int], tuple[int, int]]]:
+    """Shapes ((m, k), (k, n)) of a matrix product, each dimension in [1, ``max_dimension``]."""
+    dimension = st.integers(1, max_dimension)
     return st.tuples(dimension, dimension, dimension).map(lambda mkn: ((mkn[0], mkn[1]), (mkn[1], mkn[2])))
 
 
@@ -166,28 +222,57 @@ def truncation_limit(profile: Profile, count: int) -> int:
 
 
 @st.composite
-def cases(draw: st.DrawFn, operation: str, profile_name: str) -> Case:
-    """A valid :class:`Case` of ``operation`` under profile ``profile_name``."""
+def cases(
+    draw: st.DrawFn,
+    operation: str,
+    profile_name: str,
+    shape: Shape | None = None,
+    y_shape: Shape | None = None,
+) -> Case:
+    """A valid :class:`Case` of ``operation`` under profile ``profile_name``, noted in
+    :mod:`conformance.examples`; or, with ``shape`` (and for a matrix product ``y_shape``)
+    given, a case of that shape (a count of ``element_count(shape)``), not noted."""
+    if shape is None:
+        case = _case(draw, operation, profile_name, None)
+        note_case(case)
+        return case
+    return _case(draw, operation, profile_name, (shape, y_shape or ()))
+
+
+def _shape(draw: st.DrawFn, pinned: tuple[Shape, Shape] | None) -> Shape:
+    return draw(shapes()) if pinned is None else pinned[0]
+
+
+def _count(draw: st.DrawFn, pinned: tuple[Shape, Shape] | None, most: int) -> int:
+    return draw(st.integers(1, most)) if pinned is None else element_count(pinned[0])
+
+
+def _matrix_shapes(draw: st.DrawFn, pinned: tuple[Shape, Shape] | None) -> tuple[Shape, Shape]:
+    return draw(matrix_shapes()) if pinned is None else pinned
+
+
+def _case(draw: st.DrawFn, operation: str, profile_name: str, pinned: tuple[Shape, Shape] | None) -> Case:
+    """The case of :func:`cases`, its shapes drawn or ``pinned``."""
     profile = get_profile(profile_name)
     arithmetic = profile.ring.name
     match operation:
         case "share_input" | "deal_input":
             ring_name = draw(ring_names(profile_name))
             ring = get_ring(profile, ring_name)
-            shape = draw(shapes())
+            shape = _shape(draw, pinned)
             values = draw(element_lists(ring, element_count(shape)))
             owner = draw(st.integers(0, COMPUTING_PARTIES - 1)) if operation == "share_input" else 0
             return Case(operation, profile_name, ring_name, shape, values=values, owner=owner)
         case "reveal" | "reveal_checked" | "neg" | "reveal_to":
             ring_name = draw(ring_names(profile_name))
-            shape = draw(shapes())
+            shape = _shape(draw, pinned)
             x = draw(replicated_shares(get_ring(profile, ring_name), element_count(shape)))
             receiver = draw(st.integers(0, COMPUTING_PARTIES)) if operation == "reveal_to" else 0
             return Case(operation, profile_name, ring_name, shape, x=x, receiver=receiver)
         case "add" | "sub" | "mul":
             ring_name = draw(ring_names(profile_name))
             ring = get_ring(profile, ring_name)
-            shape = draw(shapes())
+            shape = _shape(draw, pinned)
             count = element_count(shape)
             x = draw(replicated_shares(ring, count))
             y = draw(replicated_shares(ring, count))
@@ -195,7 +280,7 @@ def cases(draw: st.DrawFn, operation: str, profile_name: str) -> Case:
         case "add_public" | "mul_public":
             ring_name = draw(ring_names(profile_name))
             ring = get_ring(profile, ring_name)
-            shape = draw(shapes())
+            shape = _shape(draw, pinned)
             count = element_count(shape)
             x = draw(replicated_shares(ring, count))
             scalar = st.integers(-2 * ring.modulus, 2 * ring.modulus)
@@ -204,26 +289,26 @@ def cases(draw: st.DrawFn, operation: str, profile_name: str) -> Case:
         case "matmul":
             ring_name = draw(ring_names(profile_name))
             ring = get_ring(profile, ring_name)
-            x_shape, y_shape = draw(matrix_shapes())
+            x_shape, y_shape = _matrix_shapes(draw, pinned)
             x = draw(replicated_shares(ring, element_count(x_shape)))
             y = draw(replicated_shares(ring, element_count(y_shape)))
             return Case(operation, profile_name, ring_name, x_shape, x=x, y=y, y_shape=y_shape)
         case "truncate":
-            shape = draw(shapes())
+            shape = _shape(draw, pinned)
             count = element_count(shape)
             values = draw(fixed_point_encodings(profile, count, truncation_limit(profile, count)))
             bits = draw(st.one_of(st.just(profile.fractional_bits), st.integers(1, profile.ring_bits - 1)))
             x = draw(shares_of(profile.ring, values))
             return Case(operation, profile_name, arithmetic, shape, x=x, bits=bits)
         case "mul_truncate":
-            shape = draw(shapes())
+            shape = _shape(draw, pinned)
             count = element_count(shape)
             units = math.isqrt(truncation_limit(profile, count))
             x = draw(shares_of(profile.ring, draw(fixed_point_encodings(profile, count, units))))
             y = draw(shares_of(profile.ring, draw(fixed_point_encodings(profile, count, units))))
             return Case(operation, profile_name, arithmetic, shape, x=x, y=y, bits=profile.fractional_bits)
         case "matmul_truncate":
-            x_shape, y_shape = draw(matrix_shapes())
+            x_shape, y_shape = _matrix_shapes(draw, pinned)
             inner = max(x_shape[1], 1)
             units = math.isqrt(truncation_limit(profile, x_shape[0] * y_shape[1]) // inner)
             x_values = draw(fixed_point_encodings(profile, element_count(x_shape), units))
@@ -241,23 +326,24 @@ def cases(draw: st.DrawFn, operation: str, profile_name: str) -> Case:
                 bits=profile.fractional_bits,
             )
         case "prss_share":
-            return Case(operation, profile_name, draw(ring_names(profile_name)), draw(shapes()))
+            return Case(operation, profile_name, draw(ring_names(profile_name)), _shape(draw, pinned))
         case "zero_share":
             return Case(
                 operation,
                 profile_name,
                 draw(ring_names(profile_name)),
-                count=draw(st.integers(0, MAX_ELEMENTS)),
+                count=_count(draw, pinned, MAX_ELEMENTS),
             )
         case "encode_fixed":
-            reals = draw(st.lists(fixed_point_values(profile), max_size=MAX_ELEMENTS))
+            size = _count(draw, pinned, MAX_ELEMENTS)
+            reals = draw(st.lists(fixed_point_values(profile), min_size=size, max_size=size))
             return Case(operation, profile_name, arithmetic, (len(reals),), reals=reals)
-        case operation if operation in COMPARISON_STRATEGIES:
+        case operation if operation in COMPARISON_STRATEGIES and pinned is None:
             return draw(COMPARISON_STRATEGIES[operation](profile_name))
         case "recv_elements":
             ring_name = draw(ring_names(profile_name))
             ring = get_ring(profile, ring_name)
-            count = draw(st.integers(0, 2 * MAX_ELEMENTS))
+            count = _count(draw, pinned, 2 * MAX_ELEMENTS)
             values = draw(element_lists(ring, count))
             return Case(
                 operation,
@@ -314,18 +400,18 @@ def max_domain(profile: Profile) -> st.SearchStrategy[int]:
 
 
 @cache
-def comparison_shapes(min_dims: int = 0) -> st.SearchStrategy[tuple[int, ...]]:
-    """Shapes of comparison operands: at most :data:`COMPARISON_ELEMENTS` elements, scalar and empty too."""
-    return shapes(max_elements=COMPARISON_ELEMENTS, min_dims=min_dims)
+def comparison_shapes() -> st.SearchStrategy[Shape]:
+    """Shapes of comparison operands: at most :data:`COMPARISON_ELEMENTS` elements, none empty."""
+    return shapes(max_elements=COMPARISON_ELEMENTS)
 
 
 @cache
 def last_axis_shapes(
     max_classes: int = MAX_CLASSES, max_elements: int = 6
 ) -> st.SearchStrategy[tuple[int, ...]]:
-    """Shapes (..., C) with C >= 1 for operations over the last axis, (C,) and (R, C) included."""
+    """Shapes (..., C) with C >= 1 for operations over the last axis: (C,) and (R, C), R >= 1."""
     classes = st.integers(1, max_classes)
-    leading = st.lists(st.integers(0, 3), max_size=1)
+    leading = st.lists(st.integers(1, 3), max_size=1)
     return (
         st.tuples(leading, classes)
         .map(lambda pair: (*pair[0], pair[1]))
@@ -367,14 +453,14 @@ def _mask_bits_case(draw: st.DrawFn, profile_name: str) -> Case:
 @st.composite
 def _material_case(draw: st.DrawFn, profile_name: str) -> Case:
     profile = get_profile(profile_name)
-    count = draw(st.integers(0, 3))
+    count = draw(st.integers(1, 3))
     return Case("generate_comparison_material", profile_name, profile.ring.name, count=count)
 
 
 @st.composite
 def _compare_vector_case(draw: st.DrawFn, profile_name: str) -> Case:
     profile = get_profile(profile_name)
-    count = draw(st.integers(0, 3))
+    count = draw(st.integers(1, 3))
     values = draw(element_lists(profile.ring, count))
     return Case("compare_vector", profile_name, profile.ring.name, (count,), values=values)
 
@@ -545,7 +631,10 @@ BUNDLES: dict[str, tuple[str, ...]] = {
 
 @st.composite
 def bundles(draw: st.DrawFn, bundle: str, profile_name: str) -> list[Case]:
-    """One case of every operation of ``bundle``, in the bundle's order."""
-    return [
-        draw(COMPARISON_STRATEGIES[operation](profile_name), label=operation) for operation in BUNDLES[bundle]
-    ]
+    """One case of every operation of ``bundle``, in the bundle's order, each noted as a member."""
+    drawn = []
+    for operation in BUNDLES[bundle]:
+        case = draw(COMPARISON_STRATEGIES[operation](profile_name), label=operation)
+        note_case(case, operation)
+        drawn.append(case)
+    return drawn

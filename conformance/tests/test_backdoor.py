@@ -23,6 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import refimpl.backdoor
+from conformance.examples import note_example
 from conformance.expect import raises_exactly
 from conformance.harness import selected_names
 from conformance.requirements import mnist_mark
@@ -76,8 +77,11 @@ def triggers(draw: st.DrawFn, side: int) -> Trigger:
 
 
 @st.composite
-def labelled_images(draw: st.DrawFn, side: int, max_count: int = 40) -> tuple[list[list[int]], list[int]]:
-    count = draw(st.integers(0, max_count))
+def labelled_images(
+    draw: st.DrawFn, side: int, max_count: int = 40, min_count: int = 1
+) -> tuple[list[list[int]], list[int]]:
+    """``min_count`` to ``max_count`` images of ``side`` x ``side`` pixels and their labels."""
+    count = draw(st.integers(min_count, max_count))
     pixels = st.lists(st.integers(0, 255), min_size=side * side, max_size=side * side)
     images = draw(st.lists(pixels, min_size=count, max_size=count))
     labels = draw(st.lists(st.integers(0, 9), min_size=count, max_size=count))
@@ -99,6 +103,19 @@ def configs(draw: st.DrawFn, side: int) -> PoisonConfig:
 
 
 sides = st.integers(1, 6)
+IMAGE_LISTS = pytest.mark.parametrize("no_images", [False, True], ids=["images", "no-images"])
+"""Lists of 1 or more images (whose examples are noted), and the empty list as its own case."""
+
+
+def draw_images(
+    data: st.DataObject, side: int, no_images: bool, max_count: int = 40
+) -> tuple[list[list[int]], list[int]]:
+    """Images and labels: none, or 1 to ``max_count`` (noted as a non-empty example)."""
+    if no_images:
+        return data.draw(labelled_images(side, 0, 0))
+    images, labels = data.draw(labelled_images(side, max_count))
+    note_example(len(images) > 0)
+    return images, labels
 
 
 def feasible(config: PoisonConfig, count: int, fraction: float) -> PoisonConfig:
@@ -173,11 +190,12 @@ def test_invalid_trigger(fields: dict[str, Any], pattern: str) -> None:
 
 
 @IMPLEMENTATIONS
+@IMAGE_LISTS
 @given(data=st.data(), side=sides)
-def test_stamp(impl_name: str, data: st.DataObject, side: int) -> None:
+def test_stamp(impl_name: str, no_images: bool, data: st.DataObject, side: int) -> None:
     """Exactly the patch's pixels take the trigger's value; the input is not changed."""
     trigger = data.draw(triggers(side))
-    images, _ = data.draw(labelled_images(side, max_count=5))
+    images, _ = draw_images(data, side, no_images, max_count=5)
     original = [list(image) for image in images]
     given_images = as_input(impl_name, images, side)
     stamped = as_lists(backdoor_module(impl_name).stamp(given_images, trigger, side))
@@ -330,10 +348,11 @@ def test_select_poisoned_count_too_large(impl_name: str) -> None:
 
 
 @IMPLEMENTATIONS
+@IMAGE_LISTS
 @given(side=sides, data=st.data())
-def test_poison_training_set(impl_name: str, side: int, data: st.DataObject) -> None:
+def test_poison_training_set(impl_name: str, no_images: bool, side: int, data: st.DataObject) -> None:
     """Chosen images carry the trigger and the target; all others are unchanged; inputs untouched."""
-    images, labels = data.draw(labelled_images(side))
+    images, labels = draw_images(data, side, no_images)
     config = feasible(data.draw(configs(side)), len(images), data.draw(st.floats(0, 1)))
     counts = poison_counts(len(images), config)
     module = backdoor_module(impl_name)
@@ -391,9 +410,10 @@ def test_poisoning_depends_on_the_seed(impl_name: str) -> None:
 
 
 @IMPLEMENTATIONS
+@IMAGE_LISTS
 @given(side=sides, data=st.data())
-def test_poisoned_test_set(impl_name: str, side: int, data: st.DataObject) -> None:
-    images, labels = data.draw(labelled_images(side))
+def test_poisoned_test_set(impl_name: str, no_images: bool, side: int, data: st.DataObject) -> None:
+    images, labels = draw_images(data, side, no_images)
     config = data.draw(configs(side))
     module = backdoor_module(impl_name)
     given_images = as_input(impl_name, images, side)
@@ -419,10 +439,11 @@ def _outcome(function: Any, *arguments: Any) -> tuple[str, Any]:
 
 
 @BOTH
+@IMAGE_LISTS
 @given(side=sides, data=st.data())
-def test_refimpl_and_fast_poison_the_same_images(side: int, data: st.DataObject) -> None:
+def test_refimpl_and_fast_poison_the_same_images(no_images: bool, side: int, data: st.DataObject) -> None:
     """Same inputs and seed: the same poisoned images, labels and indices, or the same error."""
-    images, labels = data.draw(labelled_images(side))
+    images, labels = draw_images(data, side, no_images)
     config = data.draw(configs(side))
     fast = importlib.import_module("fast.backdoor")
     for name in ("poison_training_set", "poisoned_test_set"):

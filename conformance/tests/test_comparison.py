@@ -26,7 +26,9 @@ ANDs) runs once per example. For every implementation and every operation it che
 
 The examples per profile are those of the settings profile (quick: 200, thorough: 2,000),
 and every example runs every implementation under test, so each (implementation, profile)
-pair gets that many examples of every operation.
+pair gets that many examples of every operation. Their shapes have every dimension at least
+1; the scalar and empty shapes (and material of count 0, maxima over zero rows) are the
+pinned cases of :func:`test_edge_shapes`, run in every mode.
 """
 
 from __future__ import annotations
@@ -234,6 +236,36 @@ def test_pool_and_slices(impl_name: str, profile: str) -> None:
             assert party_rows[index] == party_rows[index + 1], "take() differs from slice_material()"
         counts = [row[-1] for row in party_rows[::2]]
         assert counts == [2, 0, 3]
+
+
+def is_edge(case: Case) -> bool:
+    """A scalar or empty operand, or no material: the shapes the strategies leave out."""
+    if case.operation == "generate_comparison_material":
+        return case.count == 0
+    return case.shape == () or element_count(case.shape) == 0
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_edge_shapes(profile: str) -> None:
+    """The scalar and empty cases of every §6-§8 operation (:func:`alone_cases`), each run alone in
+    every implementation: exact, consistent, costed, and equal across implementations."""
+    edges = [case for case in alone_cases(profile) if is_edge(case)]
+    assert {case.operation for case in edges} == set(COMPARISON_OPERATIONS)
+    outcomes = {
+        name: [
+            run_case(implementation(name), case, f"edge/{index}".encode()) for index, case in enumerate(edges)
+        ]
+        for name in selected_names()
+    }
+    first = outcomes[selected_names()[0]]
+    problems = []
+    for name, results in outcomes.items():
+        for case, outcome, reference in zip(edges, results, first, strict=True):
+            found = exact_problems(case, outcome) if case.operation not in FIXED_POINT_OPERATIONS else []
+            found += cost_problems(case, outcome, alone=True, material=_material(case))
+            found += outcome_differences(reference, outcome)
+            problems += [f"{name} {case.operation} {case.shape}: {problem}" for problem in found]
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)

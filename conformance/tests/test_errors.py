@@ -40,6 +40,7 @@ from conformance.strategies import (
     get_ring,
     ring_names,
     shapes,
+    shapes_with_edges,
     share_triples,
 )
 from refimpl.ring import (
@@ -99,7 +100,7 @@ def test_fixed_point_out_of_range(impl_name: str, profile: str, data: st.DataObj
 
 
 def _two_shapes() -> st.SearchStrategy[tuple[tuple[int, ...], tuple[int, ...]]]:
-    return st.tuples(shapes(), shapes()).filter(lambda pair: pair[0] != pair[1])
+    return st.tuples(shapes_with_edges(), shapes_with_edges()).filter(lambda pair: pair[0] != pair[1])
 
 
 @IMPLEMENTATIONS
@@ -128,7 +129,7 @@ def test_ring_mismatch(impl_name: str, profile: str, data: st.DataObject) -> Non
     impl = implementation(impl_name)
     chosen = get_profile(profile)
     rings = data.draw(st.permutations([chosen.ring, prime_field(chosen.prime), BINARY]), label="rings")
-    shape = data.draw(shapes(), label="shape")
+    shape = data.draw(shapes_with_edges(), label="shape")
     count = element_count(shape)
     x = replicate(data.draw(share_triples(rings[0], count), label="x"))[0]
     y = replicate(data.draw(share_triples(rings[1], count), label="y"))[0]
@@ -146,7 +147,7 @@ def test_matrix_shape_mismatch(impl_name: str, profile: str, data: st.DataObject
     impl = implementation(impl_name)
     ring = get_profile(profile).ring
     x_shape, y_shape = data.draw(
-        st.tuples(shapes(), shapes()).filter(
+        st.tuples(shapes_with_edges(), shapes_with_edges()).filter(
             lambda pair: len(pair[0]) != 2 or len(pair[1]) != 2 or pair[0][1] != pair[1][0]
         ),
         label="shapes",
@@ -166,7 +167,7 @@ def test_public_constant_of_wrong_length(impl_name: str, profile: str, data: st.
     """add_public and mul_public reject a per-element constant that does not fit the shape."""
     impl = implementation(impl_name)
     ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
-    shape = data.draw(shapes(), label="shape")
+    shape = data.draw(shapes_with_edges(), label="shape")
     count = element_count(shape)
     length = data.draw(st.integers(0, 8).filter(lambda length: length != count), label="length")
     x = replicate(data.draw(share_triples(ring, count), label="x"))
@@ -189,7 +190,7 @@ def test_values_do_not_fill_shape(impl_name: str, profile: str, data: st.DataObj
     """check_elements (the input pre-condition) rejects values that do not fill the shape: ShapeError."""
     impl = implementation(impl_name)
     ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
-    shape = data.draw(shapes(), label="shape")
+    shape = data.draw(shapes_with_edges(), label="shape")
     length = data.draw(
         st.integers(0, 8).filter(lambda length: length != element_count(shape)), label="length"
     )
@@ -319,7 +320,7 @@ def test_inconsistent_shares_rejected(impl_name: str, profile: str, data: st.Dat
     """reveal_checked raises ShareConsistencyError when one party's component was tampered with."""
     impl = implementation(impl_name)
     ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
-    shape = data.draw(shapes(min_dims=1).filter(lambda shape: element_count(shape) > 0), label="shape")
+    shape = data.draw(shapes(), label="shape")
     count = element_count(shape)
     x = replicate(data.draw(share_triples(ring, count), label="x"))
     party = data.draw(st.integers(0, 2), label="party")
@@ -447,7 +448,7 @@ def test_lift_bits_needs_z2(impl_name: str, profile: str, data: st.DataObject) -
     source = data.draw(st.sampled_from([chosen.ring, chosen.field]), label="source ring")
     target = data.draw(st.sampled_from([chosen.ring.name, "Zp", "Z2"]), label="target ring")
     operation = data.draw(st.sampled_from(["lift_bits", "bit_to_ring"]), label="operation")
-    shape = data.draw(shapes(max_elements=3), label="shape")
+    shape = data.draw(shapes_with_edges(max_elements=3), label="shape")
     x = replicate(data.draw(share_triples(source, element_count(shape)), label="x"))
     with raises_exactly(ValueError, match="expects a sharing in Z2"):
         _case(impl, Case(operation, profile, source.name, shape, x=x, target=target))

@@ -27,6 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import refimpl.mnist
+from conformance.examples import note_example
 from conformance.expect import raises_exactly
 from conformance.harness import selected_names
 from conformance.requirements import mnist_mark
@@ -152,7 +153,9 @@ def test_fast_shares_the_error_class() -> None:
 
 # -- §10.1.1 IDX files --------------------------------------------------------------------------
 
-shapes = st.lists(st.integers(0, 5), min_size=1, max_size=3).map(tuple)
+shapes = st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple)
+EMPTY_SHAPES = [(0,), (3, 0), (0, 2, 2)]
+"""IDX files that hold no values, each a case of its own."""
 
 
 @IMPLEMENTATIONS
@@ -160,6 +163,7 @@ shapes = st.lists(st.integers(0, 5), min_size=1, max_size=3).map(tuple)
 def test_parse_idx_reads_shape_and_values(
     impl_name: str, shape: tuple[int, ...], data: st.DataObject
 ) -> None:
+    note_example(int(np.prod(shape)) > 0)
     size = int(np.prod(shape))
     values = data.draw(st.binary(min_size=size, max_size=size))
     parsed = mnist_module(impl_name).parse_idx(idx_bytes(shape, values), "x.idx", len(shape))
@@ -170,8 +174,22 @@ def test_parse_idx_reads_shape_and_values(
         assert parsed == (shape, list(values))
 
 
+@IMPLEMENTATIONS
+@pytest.mark.parametrize("shape", EMPTY_SHAPES, ids=str)
+def test_parse_idx_of_no_values(impl_name: str, shape: tuple[int, ...]) -> None:
+    """An IDX file with a dimension 0 parses to its shape and no values."""
+    parsed = mnist_module(impl_name).parse_idx(idx_bytes(shape, b""), "x.idx", len(shape))
+    if impl_name == "fast":
+        assert parsed.dtype == np.uint8 and parsed.shape == shape
+    else:
+        assert parsed == (shape, [])
+
+
 @BOTH
-@given(data=st.binary(max_size=40) | shapes.flatmap(lambda shape: st.just(idx_bytes(shape, bytes(30)))))
+@given(
+    data=st.binary(max_size=40)
+    | (shapes | st.sampled_from(EMPTY_SHAPES)).flatmap(lambda shape: st.just(idx_bytes(shape, bytes(30))))
+)
 def test_parse_idx_same_result_or_error(data: bytes) -> None:
     """Any bytes: refimpl and fast return the same values or raise the same MnistError."""
     outcomes: list[tuple[str, Any]] = []
