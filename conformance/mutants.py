@@ -523,7 +523,7 @@ CATALOGUE: tuple[Mutant, ...] = (
                 "    if False:\n        raise WireFormatError(",
             ),
         ),
-        (ERRORS, "-k", "wrong_message_length"),
+        (ERRORS, "-k", "wrong_length"),
     ),
 )
 """Every mutant, in the order the kill table lists them."""

@@ -43,6 +43,7 @@ settings.register_profile(
     print_blob=True,
 )
 
+# The mutant catalogue's runs (spec 13.7): quick's counts, pinned, no shrinking (one example kills).
 settings.register_profile(
     "mutants",
     max_examples=QUICK_EXAMPLES,
@@ -52,7 +53,6 @@ settings.register_profile(
     database=None,
     phases=[Phase.explicit, Phase.generate],
 )
-# The mutant catalogue's runs (spec 13.7): quick's counts, pinned, no shrinking (one example kills).
 
 MODE = os.environ.get("MPBADNET_CONFORMANCE", "quick")
 if MODE not in ("quick", "thorough", "mutants"):

@@ -268,6 +268,24 @@ def test_wrong_step_label(impl_name: str, profile: str, data: st.DataObject) -> 
 @IMPLEMENTATIONS
 @PROFILES
 @given(data=st.data())
+def test_decode_rejects_a_payload_of_the_wrong_length(
+    impl_name: str, profile: str, data: st.DataObject
+) -> None:
+    """decode_elements on its own (as deployment calls it) refuses bytes not encoding ``count`` elements."""
+    impl = implementation(impl_name)
+    ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
+    count = data.draw(st.integers(0, 12), label="count")
+    expected = encoded_length(ring, count)
+    payload = data.draw(
+        st.binary(max_size=expected + 9).filter(lambda payload: len(payload) != expected), label="payload"
+    )
+    with raises_exactly(WireFormatError, match=f"expected {expected} bytes"):
+        impl.transport.decode_elements(ring, payload, count)
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
 def test_decode_rejects_bad_elements(impl_name: str, profile: str, data: st.DataObject) -> None:
     """decode_elements rejects Z_p bytes >= p and non-zero padding bits of a packed Z_2 message."""
     impl = implementation(impl_name)
