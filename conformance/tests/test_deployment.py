@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from conformance.expect import raises_exactly
-from conformance.loopback import free_ports
+from conformance.loopback import arithmetic_program, free_ports
 from fast.arithmetic import mul
 from fast.comparison import relu
 from fast.deployment import (
@@ -45,15 +45,6 @@ TIMEOUT = 8.0
 
 
 # --- programs (module level: spawn pickles them by name)
-
-
-def arithmetic_program(ctx: PartyContext) -> list[int]:
-    """share_input by P0 and P1, one multiplication, reveal."""
-    ring = ctx.ring
-    dtype = dtype_of(ring)
-    x = share_input(ctx, ring, 0, np.array([3, 5, 7, 11], dtype=dtype) if ctx.party == 0 else None, (4,))
-    y = share_input(ctx, ring, 1, np.array([2, 4, 6, 8], dtype=dtype) if ctx.party == 1 else None, (4,))
-    return [int(value) for value in reveal(ctx, mul(ctx, x, y))]
 
 
 def relu_program(ctx: PartyContext) -> list[int]:

@@ -18,13 +18,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from conformance.expect import raises_exactly
-from conformance.loopback import free_ports
+from conformance.loopback import arithmetic_program, free_ports
 from fast import cli
-from fast.arithmetic import mul
 from fast.deployment import (
     DEFAULT_MAX_MESSAGE_BYTES,
     HEADER,
@@ -50,8 +48,6 @@ from fast.deployment import (
     read_frame,
     run_party_over_tls,
 )
-from fast.ring import dtype_of
-from fast.sharing import reveal, share_input
 from refimpl.transport import ABORT_SIGNAL, Envelope, PartyContext, run_parties
 
 SEED = b"hygiene-test-seed"
@@ -62,15 +58,6 @@ LIMIT = 4096
 
 
 # --------------------------------------------------------------------------- programs
-
-
-def arithmetic_program(ctx: PartyContext) -> list[int]:
-    """share_input by P0 and P1, one multiplication, reveal."""
-    ring = ctx.ring
-    dtype = dtype_of(ring)
-    x = share_input(ctx, ring, 0, np.array([3, 5, 7, 11], dtype=dtype) if ctx.party == 0 else None, (4,))
-    y = share_input(ctx, ring, 1, np.array([2, 4, 6, 8], dtype=dtype) if ctx.party == 1 else None, (4,))
-    return [int(value) for value in reveal(ctx, mul(ctx, x, y))]
 
 
 def oversize_program(ctx: PartyContext) -> bytes:

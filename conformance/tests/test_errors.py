@@ -47,6 +47,7 @@ from refimpl.ring import (
     BINARY,
     FixedPointRangeError,
     ProfileError,
+    Ring,
     ShapeError,
     element_count,
     get_profile,
@@ -224,18 +225,24 @@ def test_inputs_do_not_fill_shape(impl_name: str, profile: str, shape: tuple[int
         _run(impl, deal, profile, parties=4)
 
 
-@IMPLEMENTATIONS
-@PROFILES
-@given(data=st.data())
-def test_wrong_message_length(impl_name: str, profile: str, data: st.DataObject) -> None:
-    """recv_elements raises WireFormatError on a payload of the wrong length (sent with ctx.send)."""
-    impl = implementation(impl_name)
+def _wrong_length_payload(profile: str, data: st.DataObject) -> tuple[Ring, int, bytes]:
+    """A ring of the profile, an element count, and bytes of any other length than they encode to."""
     ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
     count = data.draw(st.integers(0, 12), label="count")
     expected = encoded_length(ring, count)
     payload = data.draw(
         st.binary(max_size=expected + 9).filter(lambda payload: len(payload) != expected), label="payload"
     )
+    return ring, count, payload
+
+
+@IMPLEMENTATIONS
+@PROFILES
+@given(data=st.data())
+def test_wrong_message_length(impl_name: str, profile: str, data: st.DataObject) -> None:
+    """recv_elements raises WireFormatError on a payload of the wrong length (sent with ctx.send)."""
+    impl = implementation(impl_name)
+    ring, count, payload = _wrong_length_payload(profile, data)
     with raises_exactly(WireFormatError):
         _case(impl, Case("recv_elements", profile, ring.name, (count,), count=count, payload=payload))
 
@@ -273,12 +280,8 @@ def test_decode_rejects_a_payload_of_the_wrong_length(
 ) -> None:
     """decode_elements on its own (as deployment calls it) refuses bytes not encoding ``count`` elements."""
     impl = implementation(impl_name)
-    ring = get_ring(get_profile(profile), data.draw(ring_names(profile), label="ring"))
-    count = data.draw(st.integers(0, 12), label="count")
+    ring, count, payload = _wrong_length_payload(profile, data)
     expected = encoded_length(ring, count)
-    payload = data.draw(
-        st.binary(max_size=expected + 9).filter(lambda payload: len(payload) != expected), label="payload"
-    )
     with raises_exactly(WireFormatError, match=f"expected {expected} bytes"):
         impl.transport.decode_elements(ring, payload, count)
 
