@@ -1231,17 +1231,18 @@ def segment_cost(segment: Segment) -> Cost:
     return Cost(list(segment.bytes_sent), list(segment.messages_sent), segment.rounds)
 
 
+def without_key_setup(bytes_sent: Sequence[int], messages_sent: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Every party's bytes and messages less key setup's one 32-byte message per computing party."""
+    computing = [party < COMPUTING_PARTIES for party in range(len(bytes_sent))]
+    return (
+        [sent - KEY_SETUP_BYTES * held for sent, held in zip(bytes_sent, computing, strict=True)],
+        [sent - held for sent, held in zip(messages_sent, computing, strict=True)],
+    )
+
+
 def measured_cost(case: Case, outcome: Outcome) -> Cost:
     """An outcome's cost with the key-setup baseline taken off (see :func:`stated_cost`)."""
     assert outcome.bytes_sent is not None and outcome.messages_sent is not None
     assert outcome.rounds is not None and outcome.party_rounds is not None
-    baseline_bytes = [
-        KEY_SETUP_BYTES if party < COMPUTING_PARTIES else 0 for party in range(len(outcome.bytes_sent))
-    ]
-    baseline_messages = [1 if party < COMPUTING_PARTIES else 0 for party in range(len(outcome.bytes_sent))]
     rounds = outcome.party_rounds[DATA_HOLDER] if case.operation == "deal_input" else outcome.rounds - 1
-    return Cost(
-        [sent - base for sent, base in zip(outcome.bytes_sent, baseline_bytes, strict=True)],
-        [sent - base for sent, base in zip(outcome.messages_sent, baseline_messages, strict=True)],
-        rounds,
-    )
+    return Cost(*without_key_setup(outcome.bytes_sent, outcome.messages_sent), rounds)

@@ -42,13 +42,13 @@ from conformance.operations import (
     reconstruct,
     stated_cost,
     truncation_target,
+    without_key_setup,
 )
 from conformance.vectors import LoadedTest
 from refimpl.ring import decode_fixed, to_signed
 
 Json = Any
 TRUNCATIONS = ("truncate", "mul_truncate", "matmul_truncate")
-KEY_SETUP_BYTES = 32
 
 
 def _ints(values: list[str] | None) -> list[int] | None:
@@ -189,13 +189,7 @@ def _cost_problems(case: Case, outcome: Outcome) -> list[str]:
     stated = stated_cost(case)
     if stated is None or outcome.bytes_sent is None or outcome.messages_sent is None:
         return []
-    baseline = [
-        KEY_SETUP_BYTES if party < COMPUTING_PARTIES else 0 for party in range(len(outcome.bytes_sent))
-    ]
-    measured_bytes = [sent - base for sent, base in zip(outcome.bytes_sent, baseline, strict=True)]
-    measured_messages = [
-        sent - (1 if party < COMPUTING_PARTIES else 0) for party, sent in enumerate(outcome.messages_sent)
-    ]
+    measured_bytes, measured_messages = without_key_setup(outcome.bytes_sent, outcome.messages_sent)
     problems = []
     if measured_bytes != stated.bytes_sent:
         problems.append(f"bytes sent {measured_bytes}, the spec states {stated.bytes_sent}")
@@ -206,8 +200,10 @@ def _cost_problems(case: Case, outcome: Outcome) -> list[str]:
 
 def _model_problems(case: Case, outcome: Outcome) -> list[str]:
     operation = case.operation
-    if operation in ("reveal", "reveal_to", "reveal_checked") or case.checked:
-        return _reveal_problems(case, outcome) if not case.checked else _checked_problems(case, outcome)
+    if case.checked:
+        return _checked_problems(case, outcome)
+    if operation in ("reveal", "reveal_to", "reveal_checked"):
+        return _reveal_problems(case, outcome)
     if operation == "zero_share":
         return _zero_share_problems(case, outcome)
     if operation == "prss_share":

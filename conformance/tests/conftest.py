@@ -28,30 +28,17 @@ from conformance.examples import recording, shortfalls, summary_lines
 QUICK_EXAMPLES = 200
 THOROUGH_EXAMPLES = 2000
 
-settings.register_profile(
-    "quick",
-    max_examples=QUICK_EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    print_blob=True,
-)
-settings.register_profile(
-    "thorough",
-    max_examples=THOROUGH_EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    print_blob=True,
-)
-
+COMMON = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("quick", max_examples=QUICK_EXAMPLES, print_blob=True, parent=COMMON)
+settings.register_profile("thorough", max_examples=THOROUGH_EXAMPLES, print_blob=True, parent=COMMON)
 # The mutant catalogue's runs (spec 13.7): quick's counts, pinned, no shrinking (one example kills).
 settings.register_profile(
     "mutants",
     max_examples=QUICK_EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=True,
     database=None,
     phases=[Phase.explicit, Phase.generate],
+    parent=COMMON,
 )
 
 MODE = os.environ.get("MPBADNET_CONFORMANCE", "quick")

@@ -20,7 +20,7 @@ import pytest
 from conformance.harness import Implementation, implementation, selected_names
 from conformance.operations import DATA_HOLDER
 from conformance.strategies import PROFILE_NAMES
-from refimpl.ring import BINARY, Profile, Ring, get_profile
+from refimpl.ring import BINARY, Profile, Ring, element_count, get_profile
 from refimpl.transport import COMPUTING_PARTIES, PartyContext
 
 COUNT = 3
@@ -56,20 +56,14 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
 def _operand(impl: Implementation, ctx: PartyContext, ring: Ring, shape: tuple[int, ...]) -> Any:
     """A fixed consistent sharing: component c of element e is (7c + e) mod the modulus."""
-    count = 1
-    for side in shape:
-        count *= side
+    count = element_count(shape)
     components = [
-        [(7 * component + element) % ring.modulus for element in range(count)] for component in range(3)
+        [(7 * component + element) % ring.modulus for element in range(count)]
+        for component in range(COMPUTING_PARTIES)
     ]
     return impl.make_share(
         ring, shape, components[ctx.party], components[(ctx.party + 1) % COMPUTING_PARTIES]
     )
-
-
-def _binary_operand(impl: Implementation, ctx: PartyContext) -> Any:
-    components = [[(component + element) % 2 for element in range(COUNT)] for component in range(3)]
-    return impl.make_share(BINARY, (COUNT,), components[ctx.party], components[(ctx.party + 1) % 3])
 
 
 def _computing(operation: Operation) -> Operation:
@@ -145,7 +139,7 @@ def _reveal_outside(impl: Implementation, ctx: PartyContext, profile: Profile) -
 
 
 def _lift(impl: Implementation, ctx: PartyContext, profile: Profile) -> None:
-    impl.preprocessing.lift_bits(ctx, _binary_operand(impl, ctx), profile.ring)
+    impl.preprocessing.lift_bits(ctx, _operand(impl, ctx, BINARY, (COUNT,)), profile.ring)
 
 
 def _material(impl: Implementation, ctx: PartyContext, profile: Profile) -> None:
@@ -153,7 +147,7 @@ def _material(impl: Implementation, ctx: PartyContext, profile: Profile) -> None
 
 
 def _each(label: str) -> Expected:
-    return {f"kappa_{component}": [label] for component in range(3)}
+    return {f"kappa_{component}": [label] for component in range(COMPUTING_PARTIES)}
 
 
 def _input_labels(owner: int) -> Expected:
